@@ -1,0 +1,15 @@
+//! callvault's storage: the event log contract ([`EventStore`]) and its
+//! backends — in-memory for tests, sled for the embedded default.
+//!
+//! This crate is the only one that touches sled (and, later, EventStoreDB).
+//! It knows events only as typed, versioned, opaque payload bytes; decoding
+//! them into domain events is `callvault-migrations`' job.
+
+pub mod contract;
+pub mod hash;
+
+pub use contract::{
+    AppendResult, Direction, EventStore, ExpectedRevision, Metadata, NewEvent, Position,
+    RecordedEvent, Revision, StoreError, StreamFrom, StreamName, Subscription,
+};
+pub use hash::ChainHash;
