@@ -251,6 +251,8 @@ pub enum StoreError {
     IdempotencyMismatch { stream: StreamName, id: Uuid },
     #[error("an append needs at least one event")]
     EmptyAppend,
+    #[error("append is too large: {0}")]
+    TooLarge(String),
     #[error("the event log is unavailable: {0}")]
     Unavailable(String),
     #[error("the event log is corrupt: {0}")]

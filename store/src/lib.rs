@@ -5,9 +5,16 @@
 //! It knows events only as typed, versioned, opaque payload bytes; decoding
 //! them into domain events is `callvault-migrations`' job.
 
+pub(crate) mod append;
+pub mod conformance;
 pub mod contract;
 pub mod hash;
+pub mod memory;
+mod record;
+pub mod sled_store;
+mod subscription;
 
+pub use append::{MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES};
 pub use contract::{
     AppendResult, Direction, EventStore, ExpectedRevision, Metadata, NewEvent, Position,
     RecordedEvent, Revision, StoreError, StreamFrom, StreamName, Subscription,

@@ -1,0 +1,276 @@
+//! Configuration: read once at start-up from an optional TOML file and
+//! `CALLVAULT_*` environment variables (which win), validated into a typed
+//! [`Config`], and passed explicitly from there on. A bad setting stops
+//! start-up with one message that names the setting and where it came from.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+/// The settings as written in the TOML file; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub log: Option<RawLog>,
+    pub store: Option<RawStore>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `text` (default) or `json`.
+    pub format: Option<String>,
+    /// A tracing filter such as `info` or `callvault=debug`.
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// `sled` (default).
+    pub backend: Option<String>,
+}
+
+/// Where the event log lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// The embedded default: a sled database under the data folder.
+    Sled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub store: StoreBackend,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
+/// A setting that can't be used, with where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("can't read the configuration file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("setting `{setting}` (from {origin}) is invalid: {reason}")]
+    Invalid {
+        setting: &'static str,
+        origin: String,
+        reason: String,
+    },
+}
+
+/// Reads the environment variables we know; a seam for tests.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Config {
+    /// Loads the file (if given) and overlays the environment.
+    pub fn load(file: Option<&Path>, env: &dyn Env) -> Result<Self, ConfigError> {
+        let raw = match file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                toml::from_str::<RawConfig>(&text).map_err(|e| ConfigError::ParseFile {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+            None => RawConfig::default(),
+        };
+        Self::from_raw(raw, file, env)
+    }
+
+    fn from_raw(raw: RawConfig, file: Option<&Path>, env: &dyn Env) -> Result<Self, ConfigError> {
+        let file_origin = || match file {
+            Some(p) => format!("file {}", p.display()),
+            None => "defaults".to_owned(),
+        };
+        let pick = |var: &str, from_file: Option<String>, default: &str| -> (String, String) {
+            if let Some(v) = env.var(var) {
+                (v, format!("environment variable {var}"))
+            } else if let Some(v) = from_file {
+                (v, file_origin())
+            } else {
+                (default.to_owned(), "defaults".to_owned())
+            }
+        };
+
+        let (listen, origin) = pick("CALLVAULT_LISTEN", raw.listen, DEFAULT_LISTEN);
+        let listen: SocketAddr = listen.trim().parse().map_err(|e| ConfigError::Invalid {
+            setting: "listen",
+            origin,
+            reason: format!("`{listen}` is not an address such as 127.0.0.1:8080 ({e})"),
+        })?;
+
+        let (data_dir, origin) = pick(
+            "CALLVAULT_DATA_DIR",
+            raw.data_dir.map(|p| p.to_string_lossy().into_owned()),
+            DEFAULT_DATA_DIR,
+        );
+        if data_dir.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                setting: "data_dir",
+                origin,
+                reason: "it is empty".into(),
+            });
+        }
+        let data_dir = PathBuf::from(data_dir);
+        if data_dir.exists() && !data_dir.is_dir() {
+            return Err(ConfigError::Invalid {
+                setting: "data_dir",
+                origin,
+                reason: format!("{} exists and is not a folder", data_dir.display()),
+            });
+        }
+
+        let raw_store = raw.store.unwrap_or_default();
+        let (backend, origin) = pick("CALLVAULT_STORE_BACKEND", raw_store.backend, "sled");
+        let store = match backend.trim() {
+            "sled" => StoreBackend::Sled,
+            other => {
+                return Err(ConfigError::Invalid {
+                    setting: "store.backend",
+                    origin,
+                    reason: format!("`{other}` is not a backend this build knows; use `sled`"),
+                });
+            }
+        };
+
+        let raw_log = raw.log.unwrap_or_default();
+        let (format, origin) = pick("CALLVAULT_LOG_FORMAT", raw_log.format, "text");
+        let log_format = match format.trim() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::Invalid {
+                    setting: "log.format",
+                    origin,
+                    reason: format!("`{other}` is neither `text` nor `json`"),
+                });
+            }
+        };
+        let (log_filter, origin) = pick("CALLVAULT_LOG", raw_log.filter, "info");
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
+            return Err(ConfigError::Invalid {
+                setting: "log.filter",
+                origin,
+                reason: e.to_string(),
+            });
+        }
+
+        Ok(Self {
+            listen,
+            data_dir,
+            store,
+            log_format,
+            log_filter,
+        })
+    }
+
+    /// The sled database of the event log.
+    pub fn event_log_dir(&self) -> PathBuf {
+        self.data_dir.join("events")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    struct FakeEnv(HashMap<&'static str, &'static str>);
+
+    impl Env for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|s| s.to_string())
+        }
+    }
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> FakeEnv {
+        FakeEnv(pairs.iter().copied().collect())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_store_on_localhost() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.store, StoreBackend::Sled);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callvault.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), &env(&[("CALLVAULT_LISTEN", "0.0.0.0:7000")])).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:7000".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn a_bad_listen_address_names_the_setting_and_its_origin() {
+        let err = Config::load(None, &env(&[("CALLVAULT_LISTEN", "localhost")])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("`listen`"), "{msg}");
+        assert!(msg.contains("CALLVAULT_LISTEN"), "{msg}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callvault.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let err = Config::load(Some(&file), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn a_data_dir_that_is_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        let leaked: &'static str = Box::leak(file.to_string_lossy().into_owned().into_boxed_str());
+        let err = Config::load(None, &env(&[("CALLVAULT_DATA_DIR", leaked)])).unwrap_err();
+        assert!(err.to_string().contains("not a folder"), "{err}");
+    }
+}

@@ -1,0 +1,335 @@
+//! Calls over GraphQL: `startCall`, `endCall`, and `call(id)`.
+
+use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
+use callvault_domain::{
+    CallId, PhoneNumber, StaffId,
+    call::{CallCommand, CallState, Direction as DomainDirection, EndCall, StartCall},
+};
+use callvault_store::Revision;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{gql_error, parts};
+use crate::{
+    error::AppError,
+    service::{Call, Executed},
+};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl From<Direction> for DomainDirection {
+    fn from(d: Direction) -> Self {
+        match d {
+            Direction::Inbound => DomainDirection::Inbound,
+            Direction::Outbound => DomainDirection::Outbound,
+        }
+    }
+}
+
+impl From<DomainDirection> for Direction {
+    fn from(d: DomainDirection) -> Self {
+        match d {
+            DomainDirection::Inbound => Direction::Inbound,
+            DomainDirection::Outbound => Direction::Outbound,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum CallStatus {
+    InProgress,
+    Ended,
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct Recording {
+    pub id: ID,
+    pub codec: String,
+    pub duration_ms: Option<u64>,
+    pub size_bytes: u64,
+    pub stored_at: DateTime<Utc>,
+    /// When the recording's key was destroyed; null while it exists.
+    pub purged_at: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct Hold {
+    pub id: ID,
+    pub case_reference: String,
+    pub review_by: NaiveDate,
+    pub placed_at: DateTime<Utc>,
+    pub released_at: Option<DateTime<Utc>>,
+}
+
+/// One call as the register knows it now.
+#[derive(SimpleObject, Debug)]
+pub struct CallView {
+    pub id: ID,
+    /// Revision of the call's stream; pass it as `expectedRevision` to make
+    /// sure nobody changed the call since you read it.
+    pub revision: u64,
+    pub direction: Direction,
+    pub status: CallStatus,
+    /// The customer's number in E.164; null once the call's personal data
+    /// was purged.
+    pub caller_number: Option<String>,
+    pub service_number: String,
+    pub agent_id: String,
+    pub agent_name: Option<String>,
+    pub agent_number: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<i64>,
+    pub personal_data_shredded: bool,
+    pub rectifications: u32,
+    pub restricted: bool,
+    pub recordings: Vec<Recording>,
+    pub holds: Vec<Hold>,
+}
+
+impl CallView {
+    fn from_state(state: &CallState, revision: Revision) -> Option<Self> {
+        let call = state.call.as_ref()?;
+        Some(Self {
+            id: ID(call.call_id.to_string()),
+            revision: revision.0,
+            direction: call.direction.into(),
+            status: if call.ended_at.is_some() {
+                CallStatus::Ended
+            } else {
+                CallStatus::InProgress
+            },
+            caller_number: call.caller.clear().map(|p| p.to_string()),
+            service_number: call.service_number.to_string(),
+            agent_id: call.agent.to_string(),
+            agent_name: call.agent_name.clear().cloned(),
+            agent_number: call
+                .agent_number
+                .as_ref()
+                .and_then(|p| p.clear().map(|p| p.to_string())),
+            started_at: call.started_at,
+            ended_at: call.ended_at,
+            duration_seconds: call.ended_at.map(|e| (e - call.started_at).num_seconds()),
+            personal_data_shredded: state.controls.history_purged.is_some(),
+            rectifications: call.rectifications,
+            restricted: state.controls.is_restricted(),
+            recordings: state
+                .recordings
+                .iter()
+                .map(|(id, r)| Recording {
+                    id: ID(id.to_string()),
+                    codec: r.codec.clone(),
+                    duration_ms: r.duration_ms,
+                    size_bytes: r.size_bytes,
+                    stored_at: r.stored_at,
+                    purged_at: r.purged.as_ref().map(|p| p.purged_at),
+                })
+                .collect(),
+            holds: state
+                .controls
+                .holds
+                .iter()
+                .map(|(id, h)| Hold {
+                    id: ID(id.to_string()),
+                    case_reference: h.case_reference.clone(),
+                    review_by: h.review_by,
+                    placed_at: h.placed_at,
+                    released_at: h.released_at,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// What a call mutation did.
+#[derive(SimpleObject, Debug)]
+pub struct CallResult {
+    pub call: CallView,
+    /// Global log position of the last event written (or found, when
+    /// `replayed`).
+    pub log_position: String,
+    /// The same command had already been executed; nothing new was
+    /// written.
+    pub replayed: bool,
+}
+
+#[derive(InputObject, Debug)]
+pub struct StartCallInput {
+    /// The call's id. Leave out to let the register make one, or give
+    /// `sourceSystem` + `sourceCallId` so that retries make the same id.
+    pub call_id: Option<ID>,
+    pub source_system: Option<String>,
+    pub source_call_id: Option<String>,
+    pub direction: Direction,
+    /// The customer's number, as typed: `040 123 4567`, `+358 40 123 4567`…
+    pub caller_number: String,
+    /// The service number called (inbound) or called from (outbound).
+    pub service_number: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub agent_number: Option<String>,
+    /// Defaults to now.
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject, Debug)]
+pub struct EndCallInput {
+    pub call_id: ID,
+    /// Defaults to now.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Refuse (CONFLICT) unless the call is still at this revision.
+    pub expected_revision: Option<u64>,
+}
+
+pub(crate) fn parse_call_id(field: &str, id: &ID) -> Result<CallId, AppError> {
+    id.parse::<CallId>()
+        .map_err(|e| AppError::invalid(field, e))
+}
+
+fn parse_phone(field: &str, typed: &str) -> Result<PhoneNumber, AppError> {
+    PhoneNumber::parse(typed).map_err(|e| AppError::invalid(field, e))
+}
+
+fn parse_staff(field: &str, typed: &str) -> Result<StaffId, AppError> {
+    StaffId::parse(typed).map_err(|e| AppError::invalid(field, e))
+}
+
+impl StartCallInput {
+    fn call_id(&self) -> Result<CallId, AppError> {
+        match (&self.call_id, &self.source_system, &self.source_call_id) {
+            (Some(id), None, None) => parse_call_id("callId", id),
+            (None, Some(system), Some(source_id)) => {
+                if system.trim().is_empty() || source_id.trim().is_empty() {
+                    return Err(AppError::invalid(
+                        "sourceCallId",
+                        "sourceSystem and sourceCallId must not be empty",
+                    ));
+                }
+                Ok(CallId::from_source(system.trim(), source_id.trim()))
+            }
+            (None, None, None) => Ok(CallId(uuid::Uuid::now_v7())),
+            _ => Err(AppError::invalid(
+                "callId",
+                "give either callId, or sourceSystem with sourceCallId, or neither",
+            )),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct CallQuery;
+
+#[Object]
+impl CallQuery {
+    /// One call by id; null if there is no such call.
+    async fn call(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<CallView>> {
+        async {
+            let (registry, _actor) = parts(ctx)?;
+            let call_id = parse_call_id("id", &id)?;
+            let loaded = registry.load::<Call>(&call_id).await?;
+            Ok(loaded
+                .revision
+                .and_then(|r| CallView::from_state(&loaded.state, r)))
+        }
+        .await
+        .map_err(gql_error)
+    }
+}
+
+#[derive(Default)]
+pub struct CallMutation;
+
+#[Object]
+impl CallMutation {
+    /// Records that a call started. Telephony systems should pass
+    /// `sourceSystem` + `sourceCallId` so a retried request is recognised.
+    async fn start_call(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        input: StartCallInput,
+    ) -> async_graphql::Result<CallResult> {
+        start_call(ctx, input).await.map_err(gql_error)
+    }
+
+    /// Records that a call ended. A call ends once, and not before it
+    /// started.
+    async fn end_call(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        input: EndCallInput,
+    ) -> async_graphql::Result<CallResult> {
+        end_call(ctx, input).await.map_err(gql_error)
+    }
+}
+
+async fn start_call(
+    ctx: &async_graphql::Context<'_>,
+    input: StartCallInput,
+) -> Result<CallResult, AppError> {
+    let (registry, actor) = parts(ctx)?;
+    let call_id = input.call_id()?;
+    let command = CallCommand::Start(StartCall {
+        call_id,
+        direction: input.direction.into(),
+        caller: parse_phone("callerNumber", &input.caller_number)?,
+        service_number: parse_phone("serviceNumber", &input.service_number)?,
+        agent: parse_staff("agentId", &input.agent_id)?,
+        agent_name: input.agent_name.clone(),
+        agent_number: input
+            .agent_number
+            .as_deref()
+            .map(|n| parse_phone("agentNumber", n))
+            .transpose()?,
+        started_at: input.started_at.unwrap_or_else(|| registry.now()),
+    });
+    let executed = registry
+        .execute::<Call>(actor, &call_id, command, None)
+        .await?;
+    result(registry, call_id, executed).await
+}
+
+async fn end_call(
+    ctx: &async_graphql::Context<'_>,
+    input: EndCallInput,
+) -> Result<CallResult, AppError> {
+    let (registry, actor) = parts(ctx)?;
+    let call_id = parse_call_id("callId", &input.call_id)?;
+    let command = CallCommand::End(EndCall {
+        ended_at: input.ended_at.unwrap_or_else(|| registry.now()),
+    });
+    let executed = registry
+        .execute::<Call>(
+            actor,
+            &call_id,
+            command,
+            input.expected_revision.map(Revision),
+        )
+        .await?;
+    result(registry, call_id, executed).await
+}
+
+pub(crate) async fn result(
+    registry: &crate::service::Registry,
+    call_id: CallId,
+    executed: Executed,
+) -> Result<CallResult, AppError> {
+    let loaded = registry.load::<Call>(&call_id).await?;
+    let call = loaded
+        .revision
+        .and_then(|r| CallView::from_state(&loaded.state, r))
+        .ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("call {call_id} vanished after a write"))
+        })?;
+    Ok(CallResult {
+        call,
+        log_position: executed.position.to_string(),
+        replayed: executed.replayed,
+    })
+}

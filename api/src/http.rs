@@ -1,0 +1,104 @@
+//! The HTTP surface: `/graphql` (POST for queries, GET for GraphiQL),
+//! `/health`. Built by [`app`] so tests can drive it without a socket.
+
+use std::time::Duration;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use callvault_domain::StaffId;
+use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
+
+use crate::{
+    error::AppError,
+    graphql::{Actor, CallvaultSchema},
+    service::Registry,
+};
+
+/// Header naming the acting staff member, until token authentication
+/// arrives (see README "Who is acting").
+pub const ACTOR_HEADER: &str = "x-callvault-actor";
+/// Largest GraphQL request body accepted.
+pub const MAX_GRAPHQL_BODY: usize = 1024 * 1024;
+/// Longest a request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Registry,
+    pub schema: CallvaultSchema,
+}
+
+impl AppState {
+    pub fn new(registry: Registry) -> Self {
+        let schema = crate::graphql::schema(registry.clone());
+        Self { registry, schema }
+    }
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/health", get(health))
+        .layer(RequestBodyLimitLayer::new(MAX_GRAPHQL_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+async fn graphql(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let actor = match actor(&headers) {
+        Ok(actor) => actor,
+        Err(e) => return error_response(e),
+    };
+    let request = request.into_inner().data(Actor(actor));
+    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+}
+
+fn actor(headers: &HeaderMap) -> Result<StaffId, AppError> {
+    match headers.get(ACTOR_HEADER) {
+        None => Ok(StaffId::system("anonymous")),
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| AppError::invalid(ACTOR_HEADER, "is not visible ASCII"))?;
+            StaffId::parse(text).map_err(|e| AppError::invalid(ACTOR_HEADER, e))
+        }
+    }
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    match state.registry.store().head_position().await {
+        Ok(head) => Json(serde_json::json!({
+            "status": "ok",
+            "logHead": head.map(|p| p.to_string()),
+        }))
+        .into_response(),
+        Err(e) => error_response(e.into()),
+    }
+}
+
+/// A REST error body: `{"error": {"code", "message"}}` with the status of
+/// the code.
+pub fn error_response(e: AppError) -> Response {
+    e.log();
+    let body = serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
+    (e.status(), Json(body)).into_response()
+}

@@ -1,0 +1,13 @@
+//! The `callvault` binary's library: configuration, application services,
+//! the HTTP and GraphQL surface, and the command-line tools. `main.rs` only
+//! wires these together.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod service;
+pub mod telemetry;
+
+pub use http::{AppState, app};

@@ -1,0 +1,346 @@
+//! Application services: load → decide → append, for every aggregate.
+//!
+//! A command is executed against the state folded from its stream and
+//! appended with the exact revision it was decided on, so two concurrent
+//! commands can't both act on the same state. Commands whose effect has a
+//! natural identity (a call's start and end, a recording, a hold, an
+//! e-mail order) get a deterministic event id (UUIDv5); re-sending such a
+//! command after it succeeded returns the original result instead of an
+//! error, and re-sending it with different content is a conflict.
+
+use std::sync::Arc;
+
+use callvault_domain::{
+    CallId, ChatId, Context, DomainError, Event, StaffId,
+    call::{self, CallCommand, CallState},
+    chat::{self, ChatCommand, ChatState},
+    ids::ID_NAMESPACE,
+    staff::{self, StaffCommand, StaffState},
+    streams,
+};
+use callvault_projections::journal::{self, Cause};
+use callvault_store::{
+    Direction, EventStore, ExpectedRevision, Position, RecordedEvent, Revision, StreamFrom,
+    StreamName,
+};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::AppError;
+
+/// Where time comes from; a seam for tests and for `--now`.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// One aggregate type as the services see it.
+pub trait Aggregate {
+    type Id: Clone + Send + Sync;
+    type State: Default + Clone + Send;
+    type Command: Clone + Send;
+
+    fn stream(id: &Self::Id) -> String;
+    fn evolve(state: Self::State, event: &Event) -> Self::State;
+    fn decide(
+        state: &Self::State,
+        id: &Self::Id,
+        command: Self::Command,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, DomainError>;
+    /// The natural identity of the command's effect, if it has one.
+    fn effect_key(command: &Self::Command) -> Option<String>;
+}
+
+pub struct Call;
+pub struct Chat;
+pub struct Staff;
+
+impl Aggregate for Call {
+    type Id = CallId;
+    type State = CallState;
+    type Command = CallCommand;
+
+    fn stream(id: &CallId) -> String {
+        streams::call(*id)
+    }
+    fn evolve(state: CallState, event: &Event) -> CallState {
+        call::evolve(state, event)
+    }
+    fn decide(
+        state: &CallState,
+        id: &CallId,
+        command: CallCommand,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, DomainError> {
+        call::decide(state, *id, command, ctx)
+    }
+    fn effect_key(command: &CallCommand) -> Option<String> {
+        match command {
+            CallCommand::Start(_) => Some("CallStarted".into()),
+            CallCommand::End(_) => Some("CallEnded".into()),
+            CallCommand::StoreRecording(c) => Some(format!("RecordingStored/{}", c.recording_id)),
+            CallCommand::PurgeRecording(c) => Some(format!("RecordingPurged/{}", c.recording_id)),
+            CallCommand::PlaceHold(c) => Some(format!("HoldPlaced/{}", c.hold_id)),
+            CallCommand::ReleaseHold(c) => Some(format!("HoldReleased/{}", c.hold_id)),
+            CallCommand::PurgeContactHistory(_) => Some("ContactHistoryPurged".into()),
+            CallCommand::Rectify(_)
+            | CallCommand::RestrictProcessing(_)
+            | CallCommand::LiftRestriction(_) => None,
+        }
+    }
+}
+
+impl Aggregate for Chat {
+    type Id = ChatId;
+    type State = ChatState;
+    type Command = ChatCommand;
+
+    fn stream(id: &ChatId) -> String {
+        streams::chat(*id)
+    }
+    fn evolve(state: ChatState, event: &Event) -> ChatState {
+        chat::evolve(state, event)
+    }
+    fn decide(
+        state: &ChatState,
+        id: &ChatId,
+        command: ChatCommand,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, DomainError> {
+        chat::decide(state, *id, command, ctx)
+    }
+    fn effect_key(command: &ChatCommand) -> Option<String> {
+        match command {
+            ChatCommand::Start(_) => Some("ChatStarted".into()),
+            ChatCommand::End(_) => Some("ChatEnded".into()),
+            ChatCommand::RequestTranscriptEmail(c) => {
+                Some(format!("ChatTranscriptEmailRequested/{}", c.request_id))
+            }
+            ChatCommand::RecordTranscriptEmailed(c) => {
+                Some(format!("ChatTranscriptEmailed/{}", c.request_id))
+            }
+            ChatCommand::PlaceHold(c) => Some(format!("HoldPlaced/{}", c.hold_id)),
+            ChatCommand::ReleaseHold(c) => Some(format!("HoldReleased/{}", c.hold_id)),
+            ChatCommand::PurgeContactHistory(_) => Some("ContactHistoryPurged".into()),
+            ChatCommand::AppendMessage(_)
+            | ChatCommand::RecordTranscriptEmailFailed(_)
+            | ChatCommand::RestrictProcessing(_)
+            | ChatCommand::LiftRestriction(_) => None,
+        }
+    }
+}
+
+impl Aggregate for Staff {
+    type Id = StaffId;
+    type State = StaffState;
+    type Command = StaffCommand;
+
+    fn stream(id: &StaffId) -> String {
+        streams::staff(id)
+    }
+    fn evolve(state: StaffState, event: &Event) -> StaffState {
+        staff::evolve(state, event)
+    }
+    fn decide(
+        state: &StaffState,
+        id: &StaffId,
+        command: StaffCommand,
+        ctx: &Context,
+    ) -> Result<Vec<Event>, DomainError> {
+        staff::decide(state, id, command, ctx)
+    }
+    fn effect_key(_: &StaffCommand) -> Option<String> {
+        None
+    }
+}
+
+/// An aggregate's state with the stream revision it was folded to.
+#[derive(Debug, Clone)]
+pub struct Loaded<S> {
+    pub state: S,
+    /// `None` when the stream does not exist.
+    pub revision: Option<Revision>,
+}
+
+/// The outcome of an executed command.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    pub events: Vec<Event>,
+    /// The stream's revision after the command.
+    pub revision: Revision,
+    /// The global position of the last event: ask a projection to wait for
+    /// it to read your own write.
+    pub position: Position,
+    /// The command had already been executed; nothing new was written.
+    pub replayed: bool,
+}
+
+/// How many events are read per page when loading a stream.
+const PAGE: usize = 1024;
+
+#[derive(Clone)]
+pub struct Registry {
+    store: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Every stored event of a stream, in order.
+    pub async fn read_stream(&self, stream: &StreamName) -> Result<Vec<RecordedEvent>, AppError> {
+        let mut out = Vec::new();
+        let mut from = StreamFrom::Start;
+        loop {
+            let page = self
+                .store
+                .read_stream(stream, from, Direction::Forwards, PAGE)
+                .await?;
+            let n = page.len();
+            if let Some(last) = page.last() {
+                from = StreamFrom::Revision(Revision(last.revision.0 + 1));
+            }
+            out.extend(page);
+            if n < PAGE {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn load_recorded<A: Aggregate>(
+        &self,
+        id: &A::Id,
+    ) -> Result<(StreamName, Vec<RecordedEvent>, Vec<Event>), AppError> {
+        let stream = stream_name(A::stream(id))?;
+        let recorded = self.read_stream(&stream).await?;
+        let events = recorded
+            .iter()
+            .map(journal::decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((stream, recorded, events))
+    }
+
+    /// The current state of one aggregate.
+    pub async fn load<A: Aggregate>(&self, id: &A::Id) -> Result<Loaded<A::State>, AppError> {
+        let (_, recorded, events) = self.load_recorded::<A>(id).await?;
+        Ok(Loaded {
+            state: events.iter().fold(A::State::default(), A::evolve),
+            revision: recorded.last().map(|r| r.revision),
+        })
+    }
+
+    /// Decides `command` on the aggregate's current state and appends the
+    /// events. `expected` lets a client insist on the revision it saw.
+    #[tracing::instrument(skip_all, fields(stream = %A::stream(id), actor = %actor))]
+    pub async fn execute<A: Aggregate>(
+        &self,
+        actor: &StaffId,
+        id: &A::Id,
+        command: A::Command,
+        expected: Option<Revision>,
+    ) -> Result<Executed, AppError> {
+        let (stream, recorded, events) = self.load_recorded::<A>(id).await?;
+        let revision = recorded.last().map(|r| r.revision);
+        if let Some(expected) = expected
+            && Some(expected) != revision
+        {
+            return Err(AppError::Conflict(format!(
+                "stream `{stream}` was expected at revision {expected} but is at {}",
+                revision.map_or("no stream".to_owned(), |r| format!("revision {r}"))
+            )));
+        }
+        let effect_id = A::effect_key(&command)
+            .map(|key| Uuid::new_v5(&ID_NAMESPACE, format!("{stream}/{key}").as_bytes()));
+        let ctx = Context::new(self.clock.now(), actor.clone());
+        let state = events.iter().fold(A::State::default(), A::evolve);
+        if let Some(effect_id) = effect_id
+            && let Some(k) = recorded.iter().position(|r| r.id == effect_id)
+        {
+            if let Some(replayed) =
+                self.replayed::<A>(actor, id, command.clone(), &recorded, &events, k)
+            {
+                return Ok(replayed);
+            }
+            // Not the same command: the domain's own refusal says best why
+            // (e.g. "call … already ended at …").
+            A::decide(&state, id, command, &ctx)?;
+            return Err(AppError::Conflict(format!(
+                "this was already done differently: `{}` at revision {} of `{}` records it",
+                recorded[k].event_type, recorded[k].revision, recorded[k].stream
+            )));
+        }
+        let new_events = A::decide(&state, id, command, &ctx)?;
+        let cause = Cause::actor(actor.clone());
+        let to_store = new_events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let event_id = match (i, effect_id) {
+                    (0, Some(effect_id)) => effect_id,
+                    _ => Uuid::now_v7(),
+                };
+                journal::to_new_event(e, event_id, &cause)
+            })
+            .collect();
+        let expected = match revision {
+            Some(r) => ExpectedRevision::Exact(r),
+            None => ExpectedRevision::NoStream,
+        };
+        let result = self.store.append(&stream, expected, to_store).await?;
+        Ok(Executed {
+            events: new_events,
+            revision: result.next_expected,
+            position: result.position,
+            replayed: false,
+        })
+    }
+
+    /// A command whose effect is already stored at index `k` is a retry if,
+    /// decided again on the state before that event and at the time it was
+    /// decided then, it gives the stored event.
+    fn replayed<A: Aggregate>(
+        &self,
+        actor: &StaffId,
+        id: &A::Id,
+        command: A::Command,
+        recorded: &[RecordedEvent],
+        events: &[Event],
+        k: usize,
+    ) -> Option<Executed> {
+        let before = events[..k].iter().fold(A::State::default(), A::evolve);
+        let ctx = Context::new(events[k].occurred_at(), actor.clone());
+        let again = A::decide(&before, id, command, &ctx).ok()?;
+        if again.first() != Some(&events[k]) {
+            return None;
+        }
+        let last = &recorded[(k + again.len() - 1).min(recorded.len() - 1)];
+        Some(Executed {
+            events: again,
+            revision: last.revision,
+            position: last.position,
+            replayed: true,
+        })
+    }
+}
+
+pub fn stream_name(name: String) -> Result<StreamName, AppError> {
+    StreamName::new(name).map_err(AppError::from)
+}

@@ -1,0 +1,266 @@
+//! The first vertical slice through the router, without a socket:
+//! startCall, endCall and call(id) over GraphQL, and every kind of bad
+//! input answered with a typed error that writes nothing.
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, StatusCode},
+};
+use callvault::{
+    AppState, app,
+    service::{Registry, SystemClock},
+};
+use callvault_store::{EventStore, memory::MemoryStore};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct TestApp {
+    router: Router,
+    store: Arc<dyn EventStore>,
+}
+
+impl TestApp {
+    fn new() -> Self {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        let registry = Registry::new(store.clone(), Arc::new(SystemClock));
+        Self {
+            router: app(AppState::new(registry)),
+            store,
+        }
+    }
+
+    async fn request(&self, request: Request<Body>) -> (StatusCode, Vec<u8>) {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, body.to_vec())
+    }
+
+    async fn gql(&self, query: &str, variables: Value) -> Value {
+        let body = json!({"query": query, "variables": variables}).to_string();
+        let request = Request::post("/graphql")
+            .header("content-type", "application/json")
+            .header("x-callvault-actor", "telephony.pbx")
+            .body(Body::from(body))
+            .unwrap();
+        let (status, body) = self.request(request).await;
+        assert_eq!(status, StatusCode::OK);
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    async fn head(&self) -> Option<String> {
+        self.store
+            .head_position()
+            .await
+            .unwrap()
+            .map(|p| p.to_string())
+    }
+
+    async fn start_call(&self, extra: Value) -> Value {
+        let mut input = json!({
+            "direction": "INBOUND",
+            "callerNumber": "040 123 4567",
+            "serviceNumber": "0295 50 2000",
+            "agentId": "anna.agent",
+            "agentName": "Anna Agent",
+            "startedAt": "2026-03-03T09:00:00Z",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            input[k] = v.clone();
+        }
+        self.gql(START, json!({"input": input})).await
+    }
+}
+
+const START: &str = "mutation($input: StartCallInput!) {
+    startCall(input: $input) { replayed logPosition call { id revision status callerNumber serviceNumber agentId startedAt } }
+}";
+
+const END: &str = "mutation($input: EndCallInput!) {
+    endCall(input: $input) { replayed call { id revision status endedAt durationSeconds } }
+}";
+
+const GET: &str = "query($id: ID!) {
+    call(id: $id) { id direction status callerNumber serviceNumber agentId agentName startedAt endedAt durationSeconds }
+}";
+
+fn error_code(response: &Value) -> &str {
+    response["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {response}"))
+}
+
+#[tokio::test]
+async fn a_started_and_ended_call_can_be_read_back() {
+    let app = TestApp::new();
+    let started = app.start_call(json!({})).await;
+    assert_eq!(started["errors"], Value::Null, "{started}");
+    let call = &started["data"]["startCall"]["call"];
+    assert_eq!(call["callerNumber"], "+358401234567");
+    assert_eq!(call["serviceNumber"], "+358295502000");
+    assert_eq!(call["status"], "IN_PROGRESS");
+    let id = call["id"].as_str().unwrap().to_owned();
+
+    let ended = app
+        .gql(
+            END,
+            json!({"input": {"callId": id, "endedAt": "2026-03-03T09:07:30Z"}}),
+        )
+        .await;
+    assert_eq!(ended["errors"], Value::Null, "{ended}");
+    assert_eq!(ended["data"]["endCall"]["call"]["durationSeconds"], 450);
+
+    let read = app.gql(GET, json!({"id": id})).await;
+    let call = &read["data"]["call"];
+    assert_eq!(call["status"], "ENDED");
+    assert_eq!(call["direction"], "INBOUND");
+    assert_eq!(call["agentName"], "Anna Agent");
+    assert_eq!(call["endedAt"], "2026-03-03T09:07:30+00:00");
+}
+
+#[tokio::test]
+async fn an_unknown_call_reads_as_null_and_ending_it_is_not_found() {
+    let app = TestApp::new();
+    let id = "0190b7a6-7a3e-7f00-8000-000000000001";
+    let read = app.gql(GET, json!({"id": id})).await;
+    assert_eq!(read["data"]["call"], Value::Null);
+    let ended = app.gql(END, json!({"input": {"callId": id}})).await;
+    assert_eq!(error_code(&ended), "NOT_FOUND");
+    assert_eq!(app.head().await, None, "nothing may be written");
+}
+
+#[tokio::test]
+async fn ending_a_call_twice_is_a_conflict_and_writes_nothing() {
+    let app = TestApp::new();
+    let started = app.start_call(json!({})).await;
+    let id = started["data"]["startCall"]["call"]["id"].clone();
+    let first = app
+        .gql(
+            END,
+            json!({"input": {"callId": id, "endedAt": "2026-03-03T09:05:00Z"}}),
+        )
+        .await;
+    assert_eq!(first["errors"], Value::Null, "{first}");
+    let head = app.head().await;
+    let second = app
+        .gql(
+            END,
+            json!({"input": {"callId": id, "endedAt": "2026-03-03T09:06:00Z"}}),
+        )
+        .await;
+    assert_eq!(error_code(&second), "CONFLICT");
+    let message = second["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("already ended"), "{message}");
+    assert_eq!(app.head().await, head);
+}
+
+#[tokio::test]
+async fn a_malformed_phone_number_is_invalid_input_naming_the_field() {
+    let app = TestApp::new();
+    let response = app
+        .start_call(json!({"callerNumber": "040-12x-4567"}))
+        .await;
+    assert_eq!(error_code(&response), "INVALID_INPUT");
+    assert_eq!(response["errors"][0]["extensions"]["field"], "callerNumber");
+    let message = response["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("position 7"), "{message}");
+    assert_eq!(app.head().await, None);
+}
+
+#[tokio::test]
+async fn a_wrong_expected_revision_is_a_conflict_and_writes_nothing() {
+    let app = TestApp::new();
+    let started = app.start_call(json!({})).await;
+    let id = started["data"]["startCall"]["call"]["id"].clone();
+    assert_eq!(started["data"]["startCall"]["call"]["revision"], 0);
+    let head = app.head().await;
+    let response = app
+        .gql(END, json!({"input": {"callId": id, "expectedRevision": 5}}))
+        .await;
+    assert_eq!(error_code(&response), "CONFLICT");
+    assert_eq!(app.head().await, head);
+    let ok = app
+        .gql(END, json!({"input": {"callId": id, "expectedRevision": 0}}))
+        .await;
+    assert_eq!(ok["data"]["endCall"]["call"]["revision"], 1, "{ok}");
+}
+
+#[tokio::test]
+async fn a_retried_start_with_a_source_id_is_recognised_not_duplicated() {
+    let app = TestApp::new();
+    let source = json!({"sourceSystem": "pbx", "sourceCallId": "A-1001"});
+    let first = app.start_call(source.clone()).await;
+    assert_eq!(first["data"]["startCall"]["replayed"], false, "{first}");
+    let head = app.head().await;
+    let again = app.start_call(source.clone()).await;
+    assert_eq!(again["errors"], Value::Null, "{again}");
+    assert_eq!(again["data"]["startCall"]["replayed"], true);
+    assert_eq!(
+        again["data"]["startCall"]["call"]["id"],
+        first["data"]["startCall"]["call"]["id"]
+    );
+    assert_eq!(app.head().await, head, "a retry writes nothing");
+
+    let mut different = source;
+    different["callerNumber"] = json!("050 999 8888");
+    let clash = app.start_call(different).await;
+    assert_eq!(error_code(&clash), "CONFLICT");
+}
+
+#[tokio::test]
+async fn giving_both_a_call_id_and_a_source_id_is_invalid() {
+    let app = TestApp::new();
+    let response = app
+        .start_call(json!({"callId": "0190b7a6-7a3e-7f00-8000-000000000001", "sourceSystem": "pbx", "sourceCallId": "1"}))
+        .await;
+    assert_eq!(error_code(&response), "INVALID_INPUT");
+    assert_eq!(app.head().await, None);
+}
+
+#[tokio::test]
+async fn a_call_cannot_end_before_it_started() {
+    let app = TestApp::new();
+    let started = app.start_call(json!({})).await;
+    let id = started["data"]["startCall"]["call"]["id"].clone();
+    let response = app
+        .gql(
+            END,
+            json!({"input": {"callId": id, "endedAt": "2026-03-03T08:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(error_code(&response), "CONFLICT");
+}
+
+#[tokio::test]
+async fn a_bad_actor_header_is_refused() {
+    let app = TestApp::new();
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("x-callvault-actor", "not a staff id")
+        .body(Body::from(json!({"query": "{ __typename }"}).to_string()))
+        .unwrap();
+    let (status, body) = app.request(request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "INVALID_INPUT");
+}
+
+#[tokio::test]
+async fn health_reports_the_log_head_and_graphiql_is_served() {
+    let app = TestApp::new();
+    let (status, body) = app
+        .request(Request::get("/health").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["status"], "ok");
+    let (status, body) = app
+        .request(Request::get("/graphql").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains("graphiql"));
+}

@@ -1,0 +1,81 @@
+//! Catch-up-then-live subscriptions for the embedded backends.
+//!
+//! A task reads pages of the log from the last delivered position; when a
+//! read comes back empty it waits for the head position (a `watch` the
+//! writer bumps after each durable batch) to pass that position, then reads
+//! again. Everything delivered comes from the durable log in position
+//! order, so there is no gap and no duplicate by construction.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::contract::{Position, RecordedEvent, StoreError, Subscription};
+
+/// Events read per page while catching up.
+const PAGE: usize = 512;
+/// Events buffered between the reader task and the subscriber.
+const BUFFER: usize = 1024;
+
+/// Something that can read the global log synchronously.
+pub(crate) trait ReadAll: Send + Sync + 'static {
+    fn read_all_blocking(
+        &self,
+        after: Option<Position>,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+}
+
+pub(crate) fn spawn<R: ReadAll>(
+    reader: Arc<R>,
+    mut head: watch::Receiver<Option<Position>>,
+    after: Option<Position>,
+) -> Subscription {
+    let (tx, rx) = mpsc::channel(BUFFER);
+    tokio::spawn(async move {
+        let mut after = after;
+        loop {
+            let r = reader.clone();
+            let page =
+                match tokio::task::spawn_blocking(move || r.read_all_blocking(after, PAGE)).await {
+                    Ok(Ok(page)) => page,
+                    Ok(Err(e)) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                    Err(join) => {
+                        let _ = tx
+                            .send(Err(StoreError::Unavailable(format!(
+                                "subscription reader stopped: {join}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                };
+            if page.is_empty() {
+                // Caught up: wait until the head passes `after`.
+                loop {
+                    if *head.borrow_and_update() > after {
+                        break;
+                    }
+                    tokio::select! {
+                        changed = head.changed() => {
+                            if changed.is_err() {
+                                return; // the store was dropped
+                            }
+                        }
+                        _ = tx.closed() => return,
+                    }
+                }
+                continue;
+            }
+            for event in page {
+                after = Some(event.position);
+                if tx.send(Ok(event)).await.is_err() {
+                    return; // the subscriber went away
+                }
+            }
+        }
+    });
+    Subscription::new(rx)
+}

@@ -1,0 +1,71 @@
+//! The conformance suite against the in-memory and sled backends, and sled
+//! again across a close and reopen.
+
+use callvault_store::{
+    Direction, EventStore, ExpectedRevision, StreamFrom, conformance, memory::MemoryStore,
+    sled_store::SledStore,
+};
+
+#[tokio::test]
+async fn the_in_memory_store_passes_the_conformance_suite() {
+    conformance::run_all(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn the_sled_store_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    conformance::run_all(&store).await;
+}
+
+#[tokio::test]
+async fn the_sled_store_keeps_everything_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = conformance::unique_stream("reopen");
+    let (written, head) = {
+        let store = SledStore::open(dir.path()).unwrap();
+        store
+            .append(&s, ExpectedRevision::NoStream, conformance::events(5))
+            .await
+            .unwrap();
+        let written = store
+            .read_stream(&s, StreamFrom::Start, Direction::Forwards, 10)
+            .await
+            .unwrap();
+        (written, store.head_position().await.unwrap())
+    };
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.head_position().await.unwrap(), head);
+    let read = store
+        .read_stream(&s, StreamFrom::Start, Direction::Forwards, 10)
+        .await
+        .unwrap();
+    assert_eq!(read, written);
+    // The reopened store continues the chain and the positions.
+    let r = store
+        .append(
+            &s,
+            ExpectedRevision::Exact(written[4].revision),
+            conformance::events(1),
+        )
+        .await
+        .unwrap();
+    assert!(Some(r.position) > head);
+    let all = store
+        .read_stream(&s, StreamFrom::Start, Direction::Forwards, 10)
+        .await
+        .unwrap();
+    conformance::check_chain(&all).unwrap();
+    // And the whole suite still passes on the reopened store.
+    conformance::run_all(&store).await;
+}
+
+#[tokio::test]
+async fn a_second_open_of_the_same_folder_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = SledStore::open(dir.path()).unwrap();
+    let err = SledStore::open(dir.path())
+        .err()
+        .expect("second open must fail");
+    assert!(err.to_string().contains("in use"), "{err}");
+}
