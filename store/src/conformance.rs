@@ -46,6 +46,7 @@ pub async fn run_all<S: EventStore + ?Sized>(store: &S) {
     reusing_ids_differently_is_refused(store).await;
     bad_appends_are_refused(store).await;
     streams_read_forwards_and_backwards(store).await;
+    a_large_append_reads_back_in_any_slice(store).await;
     the_global_log_pages_in_strictly_increasing_positions(store).await;
     hash_chains_link_every_stream(store).await;
     a_subscription_catches_up_then_follows_live_without_gap_or_duplicate(store).await;
@@ -333,6 +334,73 @@ pub async fn streams_read_forwards_and_backwards<S: EventStore + ?Sized>(store: 
     assert_eq!(got.metadata.correlation_id, sent.correlation_id);
     assert_eq!(got.metadata.causation_id, sent.causation_id);
     assert_eq!(got.stream, s2);
+}
+
+pub async fn a_large_append_reads_back_in_any_slice<S: EventStore + ?Sized>(store: &S) {
+    let s = unique_stream("conf");
+    store
+        .append(&s, ExpectedRevision::NoStream, events(3))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let big = events(300);
+    let ids: Vec<Uuid> = big.iter().map(|e| e.id).collect();
+    store
+        .append(&s, ExpectedRevision::Exact(Revision(2)), big)
+        .await
+        .unwrap_or_else(|e| panic!("a 300-event append: {e}"));
+    store
+        .append(&s, ExpectedRevision::Exact(Revision(302)), events(2))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let revs = |v: &[RecordedEvent]| v.iter().map(|e| e.revision.0).collect::<Vec<_>>();
+    let slice = store
+        .read_stream(
+            &s,
+            StreamFrom::Revision(Revision(100)),
+            Direction::Forwards,
+            150,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(revs(&slice), (100..250).collect::<Vec<_>>());
+    assert_eq!(slice[0].id, ids[97]);
+    let back = store
+        .read_stream(
+            &s,
+            StreamFrom::Revision(Revision(250)),
+            Direction::Backwards,
+            200,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(revs(&back), (51..=250).rev().collect::<Vec<_>>());
+    let all = store
+        .read_stream(&s, StreamFrom::Start, Direction::Forwards, 1000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(revs(&all), (0..305).collect::<Vec<_>>());
+    if let Err(broken) = check_chain(&all) {
+        panic!("{broken}");
+    }
+    // The global log, read from the middle of the append in small pages.
+    let mut after = Some(all[150].position);
+    let mut seen = Vec::new();
+    while seen.len() < 154 {
+        let page = store
+            .read_all(after, 7)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|e| e.position);
+        seen.extend(
+            page.into_iter()
+                .filter(|e| e.stream == s)
+                .map(|e| e.revision.0),
+        );
+    }
+    assert_eq!(seen, (151..305).collect::<Vec<_>>());
 }
 
 pub async fn the_global_log_pages_in_strictly_increasing_positions<S: EventStore + ?Sized>(

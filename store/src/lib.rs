@@ -13,6 +13,7 @@ pub mod memory;
 mod record;
 pub mod sled_store;
 mod subscription;
+mod wal;
 
 pub use append::{MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES};
 pub use contract::{

@@ -1,24 +1,32 @@
-//! The embedded backend: the event log in a sled database.
+//! The embedded backend: the event log in a sled database, made durable by
+//! a write-ahead log.
 //!
-//! Layout: one sled tree with prefixed keys, so one `apply_batch` writes an
-//! append atomically —
-//! `E`+position → record (see `record.rs`), `S`+stream+0x00+revision →
-//! position, `H`+stream → last revision + last hash, `I`+event id →
-//! position.
+//! Layout: one sled tree with prefixed keys —
+//! `E`+first position → a chunk of consecutive events of one append (see
+//! `record.rs`);
+//! `S`+stream+0x00+first revision → first position, one per chunk (a
+//! chunk's events have consecutive revisions *and* positions, so this
+//! locates every event of the stream);
+//! `H`+stream → last revision + last hash.
 //!
-//! Durability: sled 0.34's `flush()` only calls `sync_file_range`
-//! (spacejam/sled#1452), so after every flush the writer also `fdatasync`s
-//! sled's data file and any new blob file. Appends go through one writer
-//! thread that drains every pending request, validates them in order,
-//! applies one batch, flushes and syncs once (group commit), and only then
-//! answers each request. Reads go straight to sled from blocking tasks.
+//! Writes: one writer thread drains every pending append, validates them in
+//! order (later ones see earlier ones), writes the batch to the WAL and
+//! `fdatasync`s it once (group commit), applies it to sled in one atomic
+//! batch, and only then answers each request. See `wal.rs` for why sled's
+//! own flush is not the durability point and how checkpoints work.
+//!
+//! Idempotency: a resent append is recognised from a cache of the most
+//! recent event ids, and — always, as EventStoreDB does with the
+//! concurrency check on — when an `Exact`/`NoStream` append conflicts
+//! because the events after the expected revision are the very ones sent.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     fs::File,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, mpsc},
     thread::JoinHandle,
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -32,18 +40,25 @@ use crate::{
     hash::ChainHash,
     record,
     subscription::{self, ReadAll},
+    wal::{Ops, Wal, sync_blobs},
 };
 
 /// sled's segment size. Values larger than a quarter of a segment become
-/// separate blob files; 8 MiB keeps every page of 64 KiB events inline.
+/// separate blob files; 8 MiB keeps pages of 64 KiB events inline.
 const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 /// Most append requests committed together.
 const MAX_REQUESTS_PER_BATCH: usize = 4096;
+/// Checkpoint (flush sled, empty the WAL) once the WAL is this big…
+const CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
+/// …or when the writer has been idle this long with a non-empty WAL.
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(2);
+/// How many recent event ids are remembered for idempotent resends with
+/// `Any`/`StreamExists`.
+pub const RECENT_IDS: usize = 200_000;
 
 const EVENT: u8 = b'E';
 const STREAM: u8 = b'S';
 const HEAD: u8 = b'H';
-const ID: u8 = b'I';
 
 struct Request {
     stream: StreamName,
@@ -55,7 +70,7 @@ struct Request {
 struct Inner {
     dir: PathBuf,
     db: sled::Db,
-    /// sled's data file, opened to `fdatasync` it.
+    /// sled's data file, opened to `fdatasync` it at checkpoints.
     data_file: File,
     head: watch::Sender<Option<Position>>,
 }
@@ -91,24 +106,24 @@ fn sled_error(context: &str, dir: &Path, e: sled::Error) -> StoreError {
     }
 }
 
-fn position_key(p: Position) -> [u8; 9] {
+fn position_key(seq: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
     k[0] = EVENT;
-    k[1..].copy_from_slice(&p.commit.to_be_bytes());
+    k[1..].copy_from_slice(&seq.to_be_bytes());
     k
 }
 
 fn stream_prefix(stream: &StreamName) -> Vec<u8> {
-    let mut k = Vec::with_capacity(stream.as_str().len() + 2);
+    let mut k = Vec::with_capacity(stream.as_str().len() + 10);
     k.push(STREAM);
     k.extend_from_slice(stream.as_str().as_bytes());
     k.push(0);
     k
 }
 
-fn stream_key(stream: &StreamName, r: Revision) -> Vec<u8> {
+fn segment_key(stream: &StreamName, first: Revision) -> Vec<u8> {
     let mut k = stream_prefix(stream);
-    k.extend_from_slice(&r.0.to_be_bytes());
+    k.extend_from_slice(&first.0.to_be_bytes());
     k
 }
 
@@ -119,18 +134,25 @@ fn head_key(stream: &StreamName) -> Vec<u8> {
     k
 }
 
-fn id_key(id: &Uuid) -> [u8; 17] {
-    let mut k = [0u8; 17];
-    k[0] = ID;
-    k[1..].copy_from_slice(id.as_bytes());
-    k
-}
-
 fn u64_of(bytes: &[u8]) -> Result<u64, StoreError> {
     let arr: [u8; 8] = bytes
         .try_into()
         .map_err(|_| StoreError::Corrupt("an index entry is not 8 bytes".into()))?;
     Ok(u64::from_be_bytes(arr))
+}
+
+/// A segment index entry: (first revision, first position).
+fn segment_of(
+    entry: sled::Result<(sled::IVec, sled::IVec)>,
+    dir: &Path,
+) -> Result<(u64, u64), StoreError> {
+    let (key, value) = entry.map_err(|e| sled_error("reading a stream index", dir, e))?;
+    let rev = key
+        .len()
+        .checked_sub(8)
+        .map(|at| u64_of(&key[at..]))
+        .ok_or_else(|| StoreError::Corrupt("a stream index key is too short".into()))??;
+    Ok((rev, u64_of(&value)?))
 }
 
 impl Inner {
@@ -139,14 +161,23 @@ impl Inner {
         move |e| sled_error(&context, &self.dir, e)
     }
 
-    fn event_at(&self, seq: u64) -> Result<RecordedEvent, StoreError> {
-        let p = Position::sequence(seq);
-        let bytes = self
+    /// The chunk holding position `seq`: its first position and events.
+    fn chunk_at(&self, seq: u64) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
+        let (key, bytes) = self
             .db
-            .get(position_key(p))
+            .range(position_key(0)..=position_key(seq))
+            .next_back()
+            .transpose()
             .map_err(self.sled("reading an event"))?
-            .ok_or_else(|| StoreError::Corrupt(format!("index points at missing event {p}")))?;
-        record::decode(p, &bytes)
+            .ok_or_else(|| StoreError::Corrupt(format!("index points at missing event {seq}")))?;
+        let first = u64_of(&key[1..])?;
+        let events = record::decode_chunk(first, &bytes)?;
+        if seq >= first + events.len() as u64 {
+            return Err(StoreError::Corrupt(format!(
+                "index points at missing event {seq}"
+            )));
+        }
+        Ok((first, events))
     }
 
     fn load_head(&self, stream: &StreamName) -> Result<Option<Head>, StoreError> {
@@ -171,22 +202,6 @@ impl Inner {
         }))
     }
 
-    fn lookup_id(&self, id: &Uuid) -> Result<Option<Stored>, StoreError> {
-        let Some(pos) = self
-            .db
-            .get(id_key(id))
-            .map_err(self.sled("reading the event-id index"))?
-        else {
-            return Ok(None);
-        };
-        let e = self.event_at(u64_of(&pos)?)?;
-        Ok(Some(Stored {
-            stream: e.stream,
-            revision: e.revision,
-            position: e.position,
-        }))
-    }
-
     fn last_sequence(&self) -> Result<u64, StoreError> {
         match self
             .db
@@ -195,9 +210,42 @@ impl Inner {
             .transpose()
             .map_err(self.sled("finding the last event"))?
         {
-            Some((key, _)) => u64_of(&key[1..]),
+            Some((key, bytes)) => {
+                let first = u64_of(&key[1..])?;
+                Ok(first + record::chunk_len(first, &bytes)? - 1)
+            }
             None => Ok(0),
         }
+    }
+
+    /// The events of revisions `lo..=hi` from the chunk a stream index
+    /// entry `(first revision, first position)` names, checked to be what
+    /// the index says they are.
+    fn segment_events(
+        &self,
+        stream: &StreamName,
+        (seg_rev, seg_pos): (u64, u64),
+        lo: u64,
+        hi: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let (first, events) = self.chunk_at(seg_pos)?;
+        let mut out = Vec::new();
+        for e in events.into_iter().skip((seg_pos - first) as usize) {
+            let rev = seg_rev + (e.position.commit - seg_pos);
+            if e.stream != *stream || e.revision.0 != rev {
+                return Err(StoreError::Corrupt(format!(
+                    "stream index of `{stream}` says revision {rev} is at position {}, which holds {}@{}",
+                    e.position, e.stream, e.revision
+                )));
+            }
+            if rev > hi {
+                break;
+            }
+            if rev >= lo {
+                out.push(e);
+            }
+        }
+        Ok(out)
     }
 
     fn read_stream_blocking(
@@ -207,69 +255,107 @@ impl Inner {
         direction: Direction,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let Some(head) = self.load_head(stream)? else {
+            return Ok(Vec::new());
+        };
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let last = head.last.0;
         let prefix = stream_prefix(stream);
         let mut end = prefix.clone();
-        if let Some(last) = end.last_mut() {
-            *last = 1; // just past every key of this stream
+        if let Some(b) = end.last_mut() {
+            *b = 1; // just past every key of this stream
         }
-        let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
-            match (direction, from) {
-                (Direction::Forwards, StreamFrom::Start) => {
-                    Box::new(self.db.range(prefix.clone()..end))
-                }
-                (Direction::Forwards, StreamFrom::End) => Box::new(std::iter::empty()),
-                (Direction::Forwards, StreamFrom::Revision(r)) => {
-                    Box::new(self.db.range(stream_key(stream, r)..end))
-                }
-                (Direction::Backwards, StreamFrom::End) => {
-                    Box::new(self.db.range(prefix.clone()..end).rev())
-                }
-                (Direction::Backwards, StreamFrom::Start) => Box::new(
-                    self.db
-                        .range(prefix.clone()..=stream_key(stream, Revision(0)))
-                        .rev(),
-                ),
-                (Direction::Backwards, StreamFrom::Revision(r)) => {
-                    Box::new(self.db.range(prefix.clone()..=stream_key(stream, r)).rev())
-                }
-            };
+        let seg = |entry| segment_of(entry, &self.dir);
         let mut out = Vec::new();
-        for entry in entries.take(max) {
-            let (_, pos) = entry.map_err(self.sled("reading a stream"))?;
-            out.push(self.event_at(u64_of(&pos)?)?);
+        match direction {
+            Direction::Forwards => {
+                let start = match from {
+                    StreamFrom::Start => 0,
+                    StreamFrom::Revision(r) => r.0,
+                    StreamFrom::End => return Ok(out),
+                };
+                if start > last {
+                    return Ok(out);
+                }
+                let stop = last.min(start.saturating_add(max as u64 - 1));
+                // The segment holding `start`, then the ones after it.
+                let (seg_rev, _) = self
+                    .db
+                    .range(prefix.clone()..=segment_key(stream, Revision(start)))
+                    .next_back()
+                    .map(seg)
+                    .transpose()?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("stream `{stream}` has no index"))
+                    })?;
+                for entry in self.db.range(segment_key(stream, Revision(seg_rev))..end) {
+                    let segment = seg(entry)?;
+                    if segment.0 > stop {
+                        break;
+                    }
+                    out.extend(self.segment_events(stream, segment, start, stop)?);
+                }
+            }
+            Direction::Backwards => {
+                let start = match from {
+                    StreamFrom::End => last,
+                    StreamFrom::Revision(r) => r.0.min(last),
+                    StreamFrom::Start => 0,
+                };
+                let stop = start.saturating_sub(max as u64 - 1);
+                for entry in self
+                    .db
+                    .range(prefix.clone()..=segment_key(stream, Revision(start)))
+                    .rev()
+                {
+                    let segment = seg(entry)?;
+                    let mut events = self.segment_events(stream, segment, stop, start)?;
+                    events.reverse();
+                    out.extend(events);
+                    if segment.0 <= stop {
+                        break;
+                    }
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(StoreError::Corrupt(format!(
+                "stream `{stream}` has a head at revision {last} but no events where its index points"
+            )));
         }
         Ok(out)
     }
 
-    /// Makes everything applied so far durable: sled's flush, then a real
-    /// `fdatasync` of its data file and of any blob file sled wrote.
-    fn sync(&self, synced_blobs: &mut HashSet<PathBuf>) -> Result<(), StoreError> {
+    /// Makes everything applied to sled durable: flush, then a real
+    /// `fdatasync` of its data file and of any blob file it wrote.
+    fn checkpoint(
+        &self,
+        wal: &mut Wal,
+        synced_blobs: &mut HashSet<PathBuf>,
+    ) -> Result<(), StoreError> {
         self.db
             .flush()
             .map_err(self.sled("flushing the event log"))?;
         self.data_file
             .sync_data()
             .map_err(io("fdatasync of the event log's data file"))?;
-        let blobs = self.dir.join("blobs");
-        if let Ok(entries) = std::fs::read_dir(&blobs) {
-            let mut new = false;
-            let mut present = HashSet::new();
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if !synced_blobs.contains(&path) {
-                    File::open(&path)
-                        .and_then(|f| f.sync_data())
-                        .map_err(io(format!("fdatasync of sled blob {}", path.display())))?;
-                    new = true;
-                }
-                present.insert(path);
-            }
-            if new {
-                File::open(&blobs)
-                    .and_then(|d| d.sync_all())
-                    .map_err(io("fsync of sled's blob folder"))?;
-            }
-            *synced_blobs = present;
+        sync_blobs(&self.dir, synced_blobs)?;
+        wal.reset()
+    }
+
+    /// Applies a batch that is already durable in the WAL. Plain inserts,
+    /// not a sled batch: sled seals and `sync_file_range`s its log buffer
+    /// twice for every `apply_batch`, and atomicity is the WAL's job here —
+    /// a crash mid-apply is repaired by replaying the WAL at open. Readers
+    /// never see a half-applied batch: stream heads are written last, and
+    /// `read_all` stops at the published head.
+    fn apply(&self, ops: &Ops) -> Result<(), StoreError> {
+        for (k, v) in ops {
+            self.db
+                .insert(k.as_slice(), v.as_slice())
+                .map_err(self.sled("applying a batch"))?;
         }
         Ok(())
     }
@@ -283,105 +369,229 @@ impl ReadAll for Inner {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let start = after.map_or(0, |p| p.commit.saturating_add(1));
         let mut out = Vec::new();
-        for entry in self
+        // Only what is acknowledged: a batch being applied is not yet.
+        let Some(head) = *self.head.borrow() else {
+            return Ok(out);
+        };
+        if max == 0 || start > head.commit {
+            return Ok(out);
+        }
+        // Begin at the chunk that holds `start` (it may begin before it).
+        let from = self
             .db
-            .range(position_key(Position::sequence(start)).to_vec()..vec![EVENT + 1])
-            .take(max)
-        {
+            .range(position_key(0)..=position_key(start))
+            .next_back()
+            .transpose()
+            .map_err(self.sled("reading the log"))?
+            .map_or(start, |(key, _)| u64_of(&key[1..]).unwrap_or(start));
+        for entry in self.db.range(position_key(from).to_vec()..vec![EVENT + 1]) {
             let (key, bytes) = entry.map_err(self.sled("reading the log"))?;
-            out.push(record::decode(
-                Position::sequence(u64_of(&key[1..])?),
-                &bytes,
-            )?);
+            let first = u64_of(&key[1..])?;
+            if first > head.commit {
+                break;
+            }
+            for e in record::decode_chunk(first, &bytes)? {
+                if e.position.commit > head.commit {
+                    return Ok(out);
+                }
+                if e.position.commit >= start {
+                    out.push(e);
+                    if out.len() == max {
+                        return Ok(out);
+                    }
+                }
+            }
         }
         Ok(out)
     }
 }
 
-/// The writer thread's memory: stream heads it has seen and the next
-/// position to assign.
-struct WriterState {
-    heads: HashMap<StreamName, Head>,
-    next_sequence: u64,
-    synced_blobs: HashSet<PathBuf>,
+/// The most recent event ids, for recognising resent appends.
+struct RecentIds {
+    map: HashMap<Uuid, Stored>,
+    order: VecDeque<Uuid>,
 }
 
-impl WriterState {
-    fn head(&mut self, inner: &Inner, stream: &StreamName) -> Result<Option<Head>, StoreError> {
+impl RecentIds {
+    fn new() -> Self {
+        Self {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn insert(&mut self, id: Uuid, stored: Stored) {
+        if self.map.insert(id, stored).is_none() {
+            self.order.push_back(id);
+            if self.order.len() > RECENT_IDS
+                && let Some(old) = self.order.pop_front()
+            {
+                self.map.remove(&old);
+            }
+        }
+    }
+}
+
+/// The writer thread's memory.
+struct Writer {
+    inner: Arc<Inner>,
+    wal: Wal,
+    heads: HashMap<StreamName, Head>,
+    recent: RecentIds,
+    next_sequence: u64,
+    synced_blobs: HashSet<PathBuf>,
+    /// Set when a batch reached the WAL but not sled: the state is unknown
+    /// until a restart replays the WAL, so every append is refused.
+    failed: Option<String>,
+}
+
+impl Writer {
+    fn head(&mut self, stream: &StreamName) -> Result<Option<Head>, StoreError> {
         if let Some(h) = self.heads.get(stream) {
             return Ok(Some(*h));
         }
-        let h = inner.load_head(stream)?;
+        let h = self.inner.load_head(stream)?;
         if let Some(h) = h {
             self.heads.insert(stream.clone(), h);
         }
         Ok(h)
     }
-}
 
-fn writer_loop(inner: Arc<Inner>, rx: mpsc::Receiver<Request>, mut state: WriterState) {
-    while let Ok(first) = rx.recv() {
-        let mut requests = vec![first];
-        while requests.len() < MAX_REQUESTS_PER_BATCH {
-            match rx.try_recv() {
-                Ok(r) => requests.push(r),
-                Err(_) => break,
-            }
-        }
-        commit_batch(&inner, &mut state, requests);
-    }
-}
-
-fn commit_batch(inner: &Inner, state: &mut WriterState, requests: Vec<Request>) {
-    let mut batch = sled::Batch::default();
-    let mut new_heads: HashMap<StreamName, Head> = HashMap::new();
-    let mut new_ids: HashMap<Uuid, Stored> = HashMap::new();
-    let mut next = state.next_sequence;
-    let mut outcomes = Vec::with_capacity(requests.len());
-    let mut writes = 0usize;
-    let now = Utc::now();
-
-    for req in requests {
-        let head = match new_heads.get(&req.stream) {
-            Some(h) => Ok(Some(*h)),
-            None => state.head(inner, &req.stream),
-        };
-        let planned = head.and_then(|head| {
-            let lookup = |id: &Uuid| match new_ids.get(id) {
-                Some(s) => Ok(Some(s.clone())),
-                None => inner.lookup_id(id),
-            };
-            plan(
-                &req.stream,
-                req.expected,
-                req.events,
-                head,
-                lookup,
-                &mut next,
-                now,
-            )
-        });
-        let outcome = match planned {
-            Err(e) => Err(e),
-            Ok(Plan::Duplicate(result)) => Ok(result),
-            Ok(Plan::Write(records)) => {
-                for r in &records {
-                    let pos = r.position.commit.to_be_bytes();
-                    batch.insert(&position_key(r.position)[..], record::encode(r));
-                    batch.insert(stream_key(&r.stream, r.revision), &pos[..]);
-                    batch.insert(&id_key(&r.id)[..], &pos[..]);
-                    new_ids.insert(
-                        r.id,
-                        Stored {
-                            stream: r.stream.clone(),
-                            revision: r.revision,
-                            position: r.position,
-                        },
-                    );
+    fn run(mut self, rx: mpsc::Receiver<Request>) {
+        loop {
+            let first = match rx.recv_timeout(CHECKPOINT_IDLE) {
+                Ok(r) => r,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.checkpoint_if(|len| len > 0);
+                    continue;
                 }
-                writes += records.len();
-                match records.last() {
-                    Some(last) => {
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut requests = vec![first];
+            while requests.len() < MAX_REQUESTS_PER_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => requests.push(r),
+                    Err(_) => break,
+                }
+            }
+            self.commit(requests);
+            self.checkpoint_if(|len| len > CHECKPOINT_BYTES);
+        }
+        self.checkpoint_if(|len| len > 0);
+    }
+
+    fn checkpoint_if(&mut self, due: impl Fn(u64) -> bool) {
+        if self.failed.is_some() || !due(self.wal.len()) {
+            return;
+        }
+        if let Err(e) = self.inner.checkpoint(&mut self.wal, &mut self.synced_blobs) {
+            // The WAL still holds everything; a later checkpoint or the next
+            // open will retry.
+            tracing::warn!(error = %e, "event log checkpoint failed; the write-ahead log keeps the data");
+        }
+    }
+
+    /// When an `Exact`/`NoStream` append conflicts, it is a resend if the
+    /// events right after the expected revision are the ones sent.
+    fn resent(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedRevision,
+        ids: &[Uuid],
+    ) -> Option<AppendResult> {
+        let from = match expected {
+            ExpectedRevision::Exact(r) => Revision(r.0 + 1),
+            ExpectedRevision::NoStream => Revision(0),
+            _ => return None,
+        };
+        let stored = self
+            .inner
+            .read_stream_blocking(
+                stream,
+                StreamFrom::Revision(from),
+                Direction::Forwards,
+                ids.len(),
+            )
+            .ok()?;
+        let same = stored.len() == ids.len() && stored.iter().zip(ids).all(|(e, id)| e.id == *id);
+        let last = stored.last().filter(|_| same)?;
+        Some(AppendResult {
+            next_expected: last.revision,
+            position: last.position,
+        })
+    }
+
+    fn commit(&mut self, requests: Vec<Request>) {
+        if let Some(why) = &self.failed {
+            for r in requests {
+                let _ = r.reply.send(Err(StoreError::Unavailable(why.clone())));
+            }
+            return;
+        }
+        let mut ops: Ops = Vec::new();
+        let mut new_heads: HashMap<StreamName, Head> = HashMap::new();
+        let mut new_ids: HashMap<Uuid, Stored> = HashMap::new();
+        let mut next = self.next_sequence;
+        let mut outcomes = Vec::with_capacity(requests.len());
+        let now = Utc::now();
+
+        for req in requests {
+            let ids: Vec<Uuid> = req.events.iter().map(|e| e.id).collect();
+            let head = match new_heads.get(&req.stream) {
+                Some(h) => Ok(Some(*h)),
+                None => self.head(&req.stream),
+            };
+            let recent = &self.recent.map;
+            let planned = head.and_then(|head| {
+                let lookup = |id: &Uuid| Ok(new_ids.get(id).or_else(|| recent.get(id)).cloned());
+                plan(
+                    &req.stream,
+                    req.expected,
+                    req.events,
+                    head,
+                    lookup,
+                    &mut next,
+                    now,
+                )
+            });
+            let outcome = match planned {
+                Err(StoreError::Conflict {
+                    stream,
+                    expected,
+                    actual,
+                }) => match self.resent(&stream, expected, &ids) {
+                    Some(original) => Ok(original),
+                    None => Err(StoreError::Conflict {
+                        stream,
+                        expected,
+                        actual,
+                    }),
+                },
+                Err(e) => Err(e),
+                Ok(Plan::Duplicate(result)) => Ok(result),
+                Ok(Plan::Write(records)) => match (records.first(), records.last()) {
+                    (Some(_), Some(last)) => {
+                        for chunk in record::chunks(&records) {
+                            let first = &chunk[0];
+                            ops.push((
+                                segment_key(&req.stream, first.revision),
+                                first.position.commit.to_be_bytes().to_vec(),
+                            ));
+                            ops.push((
+                                position_key(first.position.commit).to_vec(),
+                                record::encode_chunk(chunk),
+                            ));
+                        }
+                        for r in &records {
+                            new_ids.insert(
+                                r.id,
+                                Stored {
+                                    stream: r.stream.clone(),
+                                    revision: r.revision,
+                                    position: r.position,
+                                },
+                            );
+                        }
                         let head = Head {
                             last: last.revision,
                             hash: last.metadata.hash,
@@ -389,65 +599,76 @@ fn commit_batch(inner: &Inner, state: &mut WriterState, requests: Vec<Request>) 
                         let mut value = Vec::with_capacity(40);
                         value.extend_from_slice(&head.last.0.to_be_bytes());
                         value.extend_from_slice(&head.hash.0);
-                        batch.insert(head_key(&req.stream), value);
+                        ops.push((head_key(&req.stream), value));
                         new_heads.insert(req.stream.clone(), head);
                         Ok(AppendResult {
                             next_expected: last.revision,
                             position: last.position,
                         })
                     }
-                    None => Err(StoreError::EmptyAppend),
-                }
-            }
-        };
-        outcomes.push((req.reply, outcome));
-    }
-
-    if writes > 0 {
-        let committed = inner
-            .db
-            .apply_batch(batch)
-            .map_err(inner.sled("writing a batch"))
-            .and_then(|()| inner.sync(&mut state.synced_blobs));
-        if let Err(e) = committed {
-            tracing::error!(error = %e, "event log batch failed; nothing in it was acknowledged");
-            // What reached sled is unknown: forget cached heads and re-read
-            // the last position, so the next batch starts from the disk.
-            state.heads.clear();
-            state.next_sequence = inner.last_sequence().map_or(state.next_sequence, |s| s + 1);
-            let message = e.to_string();
-            for (reply, outcome) in outcomes {
-                let _ = reply.send(outcome.and(Err(StoreError::Unavailable(format!(
-                    "the write was not acknowledged: {message}"
-                )))));
-            }
-            return;
+                    _ => Err(StoreError::EmptyAppend),
+                },
+            };
+            outcomes.push((req.reply, outcome));
         }
-        state.heads.extend(new_heads);
-        state.next_sequence = next;
-        inner
-            .head
-            .send_replace(Some(Position::sequence(next.saturating_sub(1))));
-    }
-    for (reply, outcome) in outcomes {
-        let _ = reply.send(outcome);
+
+        if !ops.is_empty() {
+            if let Err(e) = self.wal.append(&ops) {
+                tracing::error!(error = %e, "write-ahead log append failed; nothing in the batch was acknowledged");
+                let message = e.to_string();
+                for (reply, outcome) in outcomes {
+                    let _ = reply.send(outcome.and(Err(StoreError::Unavailable(format!(
+                        "the write was not stored: {message}"
+                    )))));
+                }
+                return;
+            }
+            if let Err(e) = self.inner.apply(&ops) {
+                // Durable in the WAL, unknown in sled: refuse everything
+                // until a restart replays the WAL.
+                let why = format!("the event log must be reopened after a failed write: {e}");
+                tracing::error!(error = %e, "sled refused a batch already in the write-ahead log");
+                for (reply, _) in outcomes {
+                    let _ = reply.send(Err(StoreError::Unavailable(why.clone())));
+                }
+                self.failed = Some(why);
+                return;
+            }
+            self.heads.extend(new_heads);
+            for (id, stored) in new_ids {
+                self.recent.insert(id, stored);
+            }
+            self.next_sequence = next;
+            self.inner
+                .head
+                .send_replace(Some(Position::sequence(next.saturating_sub(1))));
+        }
+        for (reply, outcome) in outcomes {
+            let _ = reply.send(outcome);
+        }
     }
 }
 
 impl SledStore {
-    /// Opens (or creates) the event log in `dir`.
+    /// Opens (or creates) the event log in `dir`, finishing any write the
+    /// write-ahead log holds.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_owned();
         std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
         let db = sled::Config::new()
             .path(&dir)
             .segment_size(SEGMENT_SIZE)
+            // No timed background flush: durability is the WAL's, and sled
+            // writes its log at checkpoints and when a buffer fills.
+            .flush_every_ms(None)
             .open()
             .map_err(|e| sled_error("opening the event log", &dir, e))?;
         let data_file = File::open(dir.join("db"))
             .map_err(io(format!("opening {}/db for fdatasync", dir.display())))?;
-        // Make the files sled just created, and their names, durable.
-        for name in ["conf", "db"] {
+        let (mut wal, pending) = Wal::open(&dir)?;
+        // Make the files sled and the WAL just created, and their names,
+        // durable.
+        for name in ["conf", "db", "wal"] {
             if let Ok(f) = File::open(dir.join(name)) {
                 f.sync_all().map_err(io(format!("fsync of {name}")))?;
             }
@@ -463,20 +684,56 @@ impl SledStore {
             data_file,
             head,
         });
+        let mut synced_blobs = HashSet::new();
+        if !pending.is_empty() {
+            tracing::info!(
+                batches = pending.len(),
+                "replaying the write-ahead log into the event log"
+            );
+            for ops in &pending {
+                inner.apply(ops)?;
+            }
+        }
+        inner.checkpoint(&mut wal, &mut synced_blobs)?;
+
         let last = inner.last_sequence()?;
         inner
             .head
             .send_replace((last > 0).then(|| Position::sequence(last)));
-        let state = WriterState {
+        let mut recent = RecentIds::new();
+        let mut warm = Vec::new();
+        for entry in inner.db.scan_prefix([EVENT]).rev() {
+            if warm.len() >= RECENT_IDS {
+                break;
+            }
+            let (key, bytes) = entry.map_err(inner.sled("reading recent events"))?;
+            let mut chunk = record::decode_chunk(u64_of(&key[1..])?, &bytes)?;
+            chunk.reverse();
+            warm.extend(chunk);
+        }
+        for e in warm.into_iter().rev() {
+            recent.insert(
+                e.id,
+                Stored {
+                    stream: e.stream,
+                    revision: e.revision,
+                    position: e.position,
+                },
+            );
+        }
+        let writer = Writer {
+            inner: inner.clone(),
+            wal,
             heads: HashMap::new(),
+            recent,
             next_sequence: last + 1,
-            synced_blobs: HashSet::new(),
+            synced_blobs,
+            failed: None,
         };
         let (tx, rx) = mpsc::channel();
-        let writer_inner = inner.clone();
         let thread = std::thread::Builder::new()
             .name("callvault-log-writer".into())
-            .spawn(move || writer_loop(writer_inner, rx, state))
+            .spawn(move || writer.run(rx))
             .map_err(io("starting the log writer thread"))?;
         Ok(Self {
             inner,
@@ -504,7 +761,7 @@ impl SledStore {
 
 impl Drop for SledStore {
     fn drop(&mut self) {
-        // Closing the channel ends the writer after its current batch.
+        // Closing the channel makes the writer checkpoint and stop.
         if let Ok(mut w) = self.writer.lock() {
             w.take();
         }
