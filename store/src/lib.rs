@@ -6,13 +6,16 @@
 //! them into domain events is `callvault-migrations`' job.
 
 pub(crate) mod append;
+pub mod blob;
 pub mod conformance;
 pub mod contract;
 pub mod hash;
 pub mod memory;
 mod record;
+pub mod seal;
 pub mod sled_store;
 mod subscription;
+pub mod vault;
 mod wal;
 
 pub use append::{MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES};

@@ -1,0 +1,263 @@
+//! The key vault: keys survive reopening, destroyed buckets leave no key
+//! material in any file, moves and rotations never lose a live key.
+
+use std::path::Path;
+
+use callvault_domain::{CallId, ContactRef, RecordingId};
+use callvault_store::vault::{Bucket, KeyLookup, KeyOwner, KeyVault};
+use chrono::NaiveDate;
+
+fn day(d: u32) -> Bucket {
+    Bucket::Expiry(NaiveDate::from_ymd_opt(2027, 3, d).unwrap())
+}
+
+fn rec(n: u128) -> KeyOwner {
+    KeyOwner::Recording(RecordingId(uuid::Uuid::from_u128(n)))
+}
+
+fn call(n: u128) -> KeyOwner {
+    KeyOwner::Contact(ContactRef::Call(CallId(uuid::Uuid::from_u128(n))))
+}
+
+fn live(vault: &KeyVault, owner: KeyOwner) -> [u8; 32] {
+    match vault.key(owner).unwrap() {
+        KeyLookup::Live(k) => k.secret_bytes_for_audit(),
+        KeyLookup::Gone => panic!("{owner} has no key"),
+    }
+}
+
+/// Every file under `dir`, with its bytes.
+fn files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+fn occurs(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn keys_are_made_once_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = {
+        let vault = KeyVault::open(dir.path()).unwrap();
+        let a = vault
+            .create_key(rec(1), day(3))
+            .unwrap()
+            .secret_bytes_for_audit();
+        let again = vault
+            .create_key(rec(1), day(4))
+            .unwrap()
+            .secret_bytes_for_audit();
+        assert_eq!(a, again, "a second create returns the same key");
+        assert_eq!(vault.bucket_of(rec(1)).unwrap(), Some(day(3)));
+        let b = vault
+            .create_key(call(1), day(3))
+            .unwrap()
+            .secret_bytes_for_audit();
+        assert_ne!(a, b);
+        (a, b)
+    };
+    let vault = KeyVault::open(dir.path()).unwrap();
+    assert_eq!(live(&vault, rec(1)), a);
+    assert_eq!(live(&vault, call(1)), b);
+    assert!(matches!(vault.key(rec(9)).unwrap(), KeyLookup::Gone));
+    assert_eq!(vault.owners_in(day(3)).unwrap().len(), 2);
+}
+
+#[test]
+fn a_destroyed_bucket_leaves_no_key_material_in_any_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = KeyVault::open(dir.path()).unwrap();
+    let doomed = vault
+        .create_key(rec(1), day(3))
+        .unwrap()
+        .secret_bytes_for_audit();
+    let kept = vault
+        .create_key(rec(2), day(4))
+        .unwrap()
+        .secret_bytes_for_audit();
+    let kek_file = files(&dir.path().join("kek"))
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().contains("2027-03-03"))
+        .unwrap();
+    let kek = kek_file.1[8..].to_vec();
+    assert_eq!(vault.destroy_bucket(day(3)).unwrap(), 1);
+    assert!(matches!(vault.key(rec(1)).unwrap(), KeyLookup::Gone));
+    assert_eq!(live(&vault, rec(2)), kept);
+    for (path, bytes) in files(dir.path()) {
+        assert!(
+            !occurs(&bytes, &doomed),
+            "the destroyed DEK is in {}",
+            path.display()
+        );
+        assert!(
+            !occurs(&bytes, &kek),
+            "the destroyed KEK is in {}",
+            path.display()
+        );
+    }
+    drop(vault);
+    let vault = KeyVault::open(dir.path()).unwrap();
+    assert!(matches!(vault.key(rec(1)).unwrap(), KeyLookup::Gone));
+    assert!(
+        vault.destroy_bucket(Bucket::Hold).is_err(),
+        "the hold bucket is never destroyed"
+    );
+}
+
+#[test]
+fn a_key_moved_to_hold_outlives_its_old_bucket_and_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = KeyVault::open(dir.path()).unwrap();
+    let key = vault
+        .create_key(rec(1), day(3))
+        .unwrap()
+        .secret_bytes_for_audit();
+    vault.create_key(rec(2), day(3)).unwrap();
+    vault.move_to(rec(1), Bucket::Hold).unwrap();
+    vault.destroy_bucket(day(3)).unwrap();
+    assert_eq!(live(&vault, rec(1)), key, "a held key survives its bucket");
+    assert!(matches!(vault.key(rec(2)).unwrap(), KeyLookup::Gone));
+    vault.move_to(rec(1), day(9)).unwrap();
+    assert!(vault.owners_in(Bucket::Hold).unwrap().is_empty());
+    drop(vault);
+    let vault = KeyVault::open(dir.path()).unwrap();
+    assert_eq!(vault.bucket_of(rec(1)).unwrap(), Some(day(9)));
+    assert_eq!(live(&vault, rec(1)), key);
+}
+
+#[test]
+fn a_move_interrupted_after_the_new_copy_keeps_exactly_one_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_file = dir.path().join("wrapped/2027-03-03.g1.keys");
+    let key = {
+        let vault = KeyVault::open(dir.path()).unwrap();
+        let key = vault
+            .create_key(rec(1), day(3))
+            .unwrap()
+            .secret_bytes_for_audit();
+        let before = std::fs::read(&old_file).unwrap();
+        vault.move_to(rec(1), Bucket::Hold).unwrap();
+        // A crash after the new copy was written but before the old one was
+        // removed leaves both: put the old file back as it was.
+        std::fs::write(&old_file, before).unwrap();
+        key
+    };
+    let vault = KeyVault::open(dir.path()).unwrap();
+    assert_eq!(
+        vault.bucket_of(rec(1)).unwrap(),
+        Some(Bucket::Hold),
+        "the newer copy wins"
+    );
+    assert_eq!(live(&vault, rec(1)), key);
+    assert!(
+        std::fs::read(&old_file).unwrap().is_empty(),
+        "the stale copy is removed at open"
+    );
+    // Destroying the old bucket can't take the held key with it.
+    vault.destroy_bucket(day(3)).unwrap();
+    assert_eq!(live(&vault, rec(1)), key);
+}
+
+#[test]
+fn rotation_keeps_keys_and_destroys_the_old_kek() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = KeyVault::open(dir.path()).unwrap();
+    let a = vault
+        .create_key(rec(1), day(3))
+        .unwrap()
+        .secret_bytes_for_audit();
+    let b = vault
+        .create_key(call(1), day(3))
+        .unwrap()
+        .secret_bytes_for_audit();
+    let old_kek = std::fs::read(dir.path().join("kek/2027-03-03.g1.kek")).unwrap();
+    assert_eq!(vault.rotate(day(3)).unwrap(), 2);
+    assert_eq!(live(&vault, rec(1)), a);
+    assert_eq!(live(&vault, call(1)), b);
+    assert!(!dir.path().join("kek/2027-03-03.g1.kek").exists());
+    for (path, bytes) in files(dir.path()) {
+        assert!(
+            !occurs(&bytes, &old_kek[8..]),
+            "old KEK in {}",
+            path.display()
+        );
+    }
+    drop(vault);
+    let vault = KeyVault::open(dir.path()).unwrap();
+    assert_eq!(live(&vault, rec(1)), a);
+    assert_eq!(vault.status().unwrap()[0].generation, 2);
+}
+
+#[test]
+fn a_rotation_that_never_finished_is_rolled_back_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = {
+        let vault = KeyVault::open(dir.path()).unwrap();
+        vault
+            .create_key(rec(1), day(3))
+            .unwrap()
+            .secret_bytes_for_audit()
+    };
+    // A crash after the new KEK was made but before the re-wrapped file was
+    // named: a generation-2 KEK with no key file.
+    std::fs::copy(
+        dir.path().join("kek/2027-03-03.g1.kek"),
+        dir.path().join("kek/2027-03-03.g2.kek"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("wrapped/2027-03-03.g2.tmp"), b"partial").unwrap();
+    let vault = KeyVault::open(dir.path()).unwrap();
+    assert_eq!(live(&vault, rec(1)), key);
+    assert!(!dir.path().join("kek/2027-03-03.g2.kek").exists());
+    assert!(!dir.path().join("wrapped/2027-03-03.g2.tmp").exists());
+}
+
+#[test]
+fn a_torn_key_record_is_cut_off_and_the_rest_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = {
+        let vault = KeyVault::open(dir.path()).unwrap();
+        let key = vault
+            .create_key(rec(1), day(3))
+            .unwrap()
+            .secret_bytes_for_audit();
+        vault.create_key(rec(2), day(3)).unwrap();
+        key
+    };
+    let path = dir.path().join("wrapped/2027-03-03.g1.keys");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+    let vault = KeyVault::open(dir.path()).unwrap();
+    assert_eq!(live(&vault, rec(1)), key);
+    assert!(matches!(vault.key(rec(2)).unwrap(), KeyLookup::Gone));
+}
+
+#[cfg(unix)]
+#[test]
+fn vault_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let vault = KeyVault::open(dir.path()).unwrap();
+    vault.create_key(rec(1), day(3)).unwrap();
+    for sub in ["", "kek", "wrapped"] {
+        let mode = std::fs::metadata(dir.path().join(sub))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "folder {sub}");
+    }
+    for (path, _) in files(dir.path()) {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
+}
