@@ -4,15 +4,21 @@
 use std::{io::Write, path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
-use callvault_projections::journal;
-use callvault_store::{EventStore, Position, sled_store::SledStore};
+use callvault_store::{
+    EventStore, Position,
+    blob::BlobStore,
+    sled_store::SledStore,
+    vault::{Bucket, KeyVault},
+};
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::{
     config::{Config, ProcessEnv, StoreBackend},
     http::{AppState, app},
-    service::{Registry, SystemClock},
+    retention,
+    service::{Clock, FixedClock, Registry, SystemClock},
 };
 
 /// callvault — the event-sourced register of recorded customer-service
@@ -48,6 +54,79 @@ pub enum Command {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// Retention: forecast and run the destruction of expired recordings
+    /// and contact data (crypto-shredding: tombstone first, then the key).
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+    /// The key vault: buckets of data keys and their key-encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Show what will be destroyed in the next N days, and what holds and
+    /// restrictions keep, under the current policy.
+    Plan {
+        /// How far ahead to look.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Pretend it is this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Purge every bucket that is due: write a tombstone for each expired
+    /// item, then destroy the bucket's key. Held and restricted items are
+    /// kept. `serve` does this on a schedule too.
+    Run {
+        /// Report what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Pretend it is this time (RFC 3339 or YYYY-MM-DD); tombstones
+        /// record it.
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List every bucket: its day, how many keys it wraps, whether it is due.
+    Status {
+        /// Pretend it is this time when saying what is due.
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// Re-wrap every key of a bucket under a fresh key-encryption key and
+    /// destroy the old one (routine rotation).
+    Rotate {
+        /// The bucket: a day (YYYY-MM-DD) or `hold`.
+        bucket: String,
+    },
+}
+
+/// Parses `--now`: RFC 3339, or a day (midnight UTC).
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            format!("`{text}` is neither RFC 3339 (2027-03-04T12:00:00Z) nor a day (2027-03-04)")
+        })
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -56,6 +135,163 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Replay { after, limit } => replay(config, after, limit).await,
+        Command::Retention { command } => retention_command(config, command).await,
+        Command::Keys { command } => keys_command(config, command).await,
+    }
+}
+
+/// Opens the log, the vault and the blob store, and finishes any purge a
+/// crash interrupted.
+pub async fn open_registry(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Registry> {
+    let store = open_store(config).await?;
+    let vault_dir = config.vault_dir();
+    let vault = tokio::task::spawn_blocking(move || KeyVault::open(&vault_dir))
+        .await?
+        .with_context(|| format!("opening the key vault in {}", config.vault_dir().display()))?;
+    let blobs = BlobStore::open(config.blob_dir())
+        .with_context(|| format!("opening the audio store in {}", config.blob_dir().display()))?;
+    let registry = Registry::new(store, Arc::new(vault), blobs, config.retention, clock);
+    if let Some(report) = retention::finish_interrupted(&registry)
+        .await
+        .context("finishing interrupted purges")?
+    {
+        for b in &report.buckets {
+            tracing::warn!(bucket = %b.bucket, destroyed = b.kek_destroyed, "finished an interrupted purge");
+        }
+    }
+    Ok(registry)
+}
+
+fn clock(now: Option<DateTime<Utc>>) -> Arc<dyn Clock> {
+    match now {
+        Some(t) => Arc::new(FixedClock(t)),
+        None => Arc::new(SystemClock),
+    }
+}
+
+async fn retention_command(config: Config, command: RetentionCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RetentionCommand::Plan { days, now, json } => {
+            let registry = open_registry(&config, clock(now)).await?;
+            let plan = retention::plan(&registry, registry.now(), days).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "Retention policy v{}: recordings {} months after the call ends, contact data {} months after the contact ends.",
+                plan.policy.version,
+                plan.policy.recording_months,
+                plan.policy.contact_history_months
+            );
+            println!(
+                "From {} until {}:",
+                plan.from.format("%Y-%m-%d %H:%M"),
+                plan.until.format("%Y-%m-%d %H:%M")
+            );
+            if plan.buckets.is_empty() {
+                println!("  nothing is due.");
+            }
+            for b in &plan.buckets {
+                println!(
+                    "  bucket {} (due {}): {} to destroy, {} kept",
+                    b.bucket,
+                    b.due_on,
+                    b.destroyed.len(),
+                    b.kept.len()
+                );
+                for i in &b.destroyed {
+                    println!("    destroy {:<50} {}", i.owner, i.outcome);
+                }
+                for i in &b.kept {
+                    println!("    keep    {:<50} {}", i.owner, i.outcome);
+                }
+            }
+            println!("Held or restricted ({}):", plan.held.len());
+            for i in &plan.held {
+                println!("    keep    {:<50} {}", i.owner, i.outcome);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RetentionCommand::Run { dry_run, now, json } => {
+            let registry = open_registry(&config, clock(now)).await?;
+            let report = retention::run(&registry, registry.now(), dry_run, None).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let verb = if dry_run { "would purge" } else { "purged" };
+            if report.buckets.is_empty() {
+                println!(
+                    "No bucket is due at {}.",
+                    registry.now().format("%Y-%m-%d %H:%M")
+                );
+            }
+            for b in &report.buckets {
+                println!(
+                    "bucket {}: {verb} {}, kept {}{}",
+                    b.bucket,
+                    b.purged.len(),
+                    b.kept.len(),
+                    if b.kek_destroyed {
+                        "; key-encryption key destroyed"
+                    } else {
+                        ""
+                    }
+                );
+                for i in &b.purged {
+                    println!("  {:<50} {}", i.owner, i.outcome);
+                }
+                for i in &b.kept {
+                    println!("  {:<50} {}", i.owner, i.outcome);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn keys_command(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::Status { now } => {
+            let registry = open_registry(&config, clock(now)).await?;
+            let today = registry.now().date_naive();
+            let status = registry.with_vault(|v| v.status()).await?;
+            println!("{:<12} {:>8} {:>11}  state", "bucket", "keys", "generation");
+            for s in &status {
+                let state = match s.bucket {
+                    Bucket::Hold => {
+                        "held and restricted items; never destroyed as a bucket".to_owned()
+                    }
+                    Bucket::Expiry(d) if d <= today => {
+                        "DUE: the next retention run destroys it".to_owned()
+                    }
+                    Bucket::Expiry(d) => format!("due in {} days", (d - today).num_days()),
+                };
+                println!(
+                    "{:<12} {:>8} {:>11}  {state}",
+                    s.bucket.name(),
+                    s.keys,
+                    s.generation
+                );
+            }
+            if status.is_empty() {
+                println!("(the vault holds no keys yet)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Rotate { bucket } => {
+            let parsed = Bucket::parse(&bucket).ok_or_else(|| {
+                anyhow::anyhow!("`{bucket}` is not a bucket: give a day (YYYY-MM-DD) or `hold`")
+            })?;
+            let registry = open_registry(&config, clock(None)).await?;
+            let _guard = registry.custody_lock().lock().await;
+            let n = registry.with_vault(move |v| v.rotate(parsed)).await?;
+            println!(
+                "bucket {bucket}: {n} keys re-wrapped under a new key-encryption key; the old one is destroyed"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -74,8 +310,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> 
 }
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
-    let store = open_store(&config).await?;
-    let registry = Registry::new(store, Arc::new(SystemClock));
+    let registry = open_registry(&config, Arc::new(SystemClock)).await?;
+    if let Some(every) = config.retention_interval {
+        tokio::spawn(retention_schedule(registry.clone(), every));
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -85,12 +323,35 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         data_dir = %config.data_dir.display(),
         "callvault is serving GraphQL at http://{local}/graphql"
     );
-    axum::serve(listener, app(AppState::new(registry)))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    axum::serve(
+        listener,
+        app(AppState::new(registry, config.max_upload_bytes)),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")?;
     tracing::info!("callvault stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs retention every `every`, starting one interval after start-up.
+async fn retention_schedule(registry: Registry, every: std::time::Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tick.tick().await;
+        match retention::run(&registry, registry.now(), false, None).await {
+            Ok(report) if !report.buckets.is_empty() => {
+                tracing::info!(
+                    buckets = report.buckets.len(),
+                    "scheduled retention run purged buckets"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "scheduled retention run failed; it will be retried")
+            }
+        }
+    }
 }
 
 /// Resolves on ctrl-c or SIGTERM.
@@ -121,7 +382,8 @@ async fn replay(
     after: Option<u64>,
     limit: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
-    let store = open_store(&config).await?;
+    let registry = open_registry(&config, Arc::new(SystemClock)).await?;
+    let store = registry.store().clone();
     let mut position = after.map(Position::sequence);
     let mut remaining = limit.unwrap_or(usize::MAX);
     let mut failures = 0usize;
@@ -133,7 +395,7 @@ async fn replay(
             break;
         }
         for recorded in &page {
-            let data = match journal::decode(recorded) {
+            let data = match registry.journal().decode(recorded) {
                 Ok(event) => serde_json::to_value(&event)?,
                 Err(e) => {
                     failures += 1;

@@ -18,6 +18,26 @@ pub struct RawConfig {
     pub data_dir: Option<PathBuf>,
     pub log: Option<RawLog>,
     pub store: Option<RawStore>,
+    pub retention: Option<RawRetention>,
+    pub audio: Option<RawAudio>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Bump when the rules below change; tombstones record it.
+    pub policy_version: Option<u32>,
+    pub recording_months: Option<u32>,
+    pub contact_history_months: Option<u32>,
+    /// How often `serve` runs retention, in minutes (0: never).
+    pub interval_minutes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudio {
+    /// Largest recording accepted, in MiB.
+    pub max_upload_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +77,10 @@ pub struct Config {
     pub store: StoreBackend,
     pub log_format: LogFormat,
     pub log_filter: String,
+    pub retention: callvault_domain::RetentionPolicy,
+    /// How often `serve` runs retention; `None`: only by hand.
+    pub retention_interval: Option<std::time::Duration>,
+    pub max_upload_bytes: u64,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -192,18 +216,91 @@ impl Config {
             });
         }
 
+        let raw_retention = raw.retention.unwrap_or_default();
+        let default_policy = callvault_domain::RetentionPolicy::default();
+        let number = |setting: &'static str, var: &str, from_file: Option<u64>, default: u64| {
+            let (text, origin) = pick(var, from_file.map(|n| n.to_string()), &default.to_string());
+            text.trim()
+                .parse::<u64>()
+                .map_err(|_| ConfigError::Invalid {
+                    setting,
+                    origin,
+                    reason: format!("`{text}` is not a whole number"),
+                })
+        };
+        let months = |setting, var, from_file: Option<u32>, default: u32| {
+            let n = number(setting, var, from_file.map(u64::from), u64::from(default))?;
+            u32::try_from(n)
+                .ok()
+                .filter(|m| (1..=1200).contains(m))
+                .ok_or_else(|| ConfigError::Invalid {
+                    setting,
+                    origin: "configuration".into(),
+                    reason: format!("{n} months is not between 1 and 1200"),
+                })
+        };
+        let retention = callvault_domain::RetentionPolicy {
+            version: number(
+                "retention.policy_version",
+                "CALLVAULT_RETENTION_POLICY_VERSION",
+                raw_retention.policy_version.map(u64::from),
+                u64::from(default_policy.version),
+            )?
+            .try_into()
+            .unwrap_or(u32::MAX),
+            recording_months: months(
+                "retention.recording_months",
+                "CALLVAULT_RETENTION_RECORDING_MONTHS",
+                raw_retention.recording_months,
+                default_policy.recording_months,
+            )?,
+            contact_history_months: months(
+                "retention.contact_history_months",
+                "CALLVAULT_RETENTION_CONTACT_HISTORY_MONTHS",
+                raw_retention.contact_history_months,
+                default_policy.contact_history_months,
+            )?,
+        };
+        let interval = number(
+            "retention.interval_minutes",
+            "CALLVAULT_RETENTION_INTERVAL_MINUTES",
+            raw_retention.interval_minutes,
+            60,
+        )?;
+        let raw_audio = raw.audio.unwrap_or_default();
+        let max_upload_mib = number(
+            "audio.max_upload_mib",
+            "CALLVAULT_AUDIO_MAX_UPLOAD_MIB",
+            raw_audio.max_upload_mib,
+            2048,
+        )?;
+
         Ok(Self {
             listen,
             data_dir,
             store,
             log_format,
             log_filter,
+            retention,
+            retention_interval: (interval > 0)
+                .then(|| std::time::Duration::from_secs(interval * 60)),
+            max_upload_bytes: max_upload_mib.saturating_mul(1024 * 1024),
         })
     }
 
     /// The sled database of the event log.
     pub fn event_log_dir(&self) -> PathBuf {
         self.data_dir.join("events")
+    }
+
+    /// The key vault (KEKs and wrapped data keys).
+    pub fn vault_dir(&self) -> PathBuf {
+        self.data_dir.join("keys")
+    }
+
+    /// Encrypted audio.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.data_dir.join("blobs")
     }
 }
 

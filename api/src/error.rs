@@ -20,6 +20,8 @@ pub enum AppError {
     #[error("{0}")]
     Gone(String),
     #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
     Forbidden(String),
@@ -36,6 +38,7 @@ impl AppError {
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::Conflict(_) => "CONFLICT",
             AppError::Gone(_) => "GONE",
+            AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             AppError::Unauthenticated(_) => "UNAUTHENTICATED",
             AppError::Forbidden(_) => "FORBIDDEN",
             AppError::Unavailable(_) => "UNAVAILABLE",
@@ -50,6 +53,7 @@ impl AppError {
             AppError::NotFound(_) => S::NOT_FOUND,
             AppError::Conflict(_) => S::CONFLICT,
             AppError::Gone(_) => S::GONE,
+            AppError::PayloadTooLarge(_) => S::PAYLOAD_TOO_LARGE,
             AppError::Unauthenticated(_) => S::UNAUTHORIZED,
             AppError::Forbidden(_) => S::FORBIDDEN,
             AppError::Unavailable(_) => S::SERVICE_UNAVAILABLE,
@@ -86,6 +90,10 @@ impl From<DomainError> for AppError {
             D::RecordingPurged { .. } | D::ContactHistoryPurged { .. } => AppError::Gone(message),
             D::InvalidField { field, .. } => AppError::InvalidInput {
                 field: Some(field.to_owned()),
+                message,
+            },
+            D::SubjectInformedInFuture { .. } => AppError::InvalidInput {
+                field: Some("subjectInformedAt".to_owned()),
                 message,
             },
             _ => AppError::Conflict(message),

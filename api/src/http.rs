@@ -10,7 +10,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
     response::{Html, IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use callvault_domain::StaffId;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
@@ -33,24 +33,41 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct AppState {
     pub registry: Registry,
     pub schema: CallvaultSchema,
+    /// Largest recording accepted.
+    pub max_upload_bytes: u64,
 }
 
 impl AppState {
-    pub fn new(registry: Registry) -> Self {
+    pub fn new(registry: Registry, max_upload_bytes: u64) -> Self {
         let schema = crate::graphql::schema(registry.clone());
-        Self { registry, schema }
+        Self {
+            registry,
+            schema,
+            max_upload_bytes,
+        }
     }
 }
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let graphql_routes = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
-        .route("/health", get(health))
         .layer(RequestBodyLimitLayer::new(MAX_GRAPHQL_BODY))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
-        ))
+        ));
+    // Audio streams can take longer than a query; their size is checked
+    // as they stream.
+    let audio_routes = Router::new()
+        .route("/calls/{call}/recordings", post(crate::audio::upload))
+        .route(
+            "/calls/{call}/recordings/{recording}",
+            get(crate::audio::play),
+        );
+    Router::new()
+        .merge(graphql_routes)
+        .merge(audio_routes)
+        .route("/health", get(health))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -72,7 +89,7 @@ async fn graphql(
     GraphQLResponse::from(state.schema.execute(request).await).into_response()
 }
 
-fn actor(headers: &HeaderMap) -> Result<StaffId, AppError> {
+pub fn actor(headers: &HeaderMap) -> Result<StaffId, AppError> {
     match headers.get(ACTOR_HEADER) {
         None => Ok(StaffId::system("anonymous")),
         Some(value) => {

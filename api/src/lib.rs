@@ -2,11 +2,14 @@
 //! the HTTP and GraphQL surface, and the command-line tools. `main.rs` only
 //! wires these together.
 
+pub mod audio;
 pub mod cli;
 pub mod config;
+pub mod custody;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod retention;
 pub mod service;
 pub mod telemetry;
 

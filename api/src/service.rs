@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use callvault_domain::RetentionPolicy;
 use callvault_domain::{
     CallId, ChatId, Context, DomainError, Event, StaffId,
     call::{self, CallCommand, CallState},
@@ -18,15 +19,20 @@ use callvault_domain::{
     staff::{self, StaffCommand, StaffState},
     streams,
 };
-use callvault_projections::journal::{self, Cause};
+use callvault_projections::journal::{Cause, EncodeError, Journal};
 use callvault_store::{
     Direction, EventStore, ExpectedRevision, Position, RecordedEvent, Revision, StreamFrom,
     StreamName,
+    blob::BlobStore,
+    vault::{KeyOwner, KeyVault},
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::error::AppError;
+use crate::{
+    custody::{self, ContactItems},
+    error::AppError,
+};
 
 /// Where time comes from; a seam for tests and for `--now`.
 pub trait Clock: Send + Sync + 'static {
@@ -34,6 +40,15 @@ pub trait Clock: Send + Sync + 'static {
 }
 
 pub struct SystemClock;
+
+/// A clock stopped at one instant (`--now`).
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
@@ -57,6 +72,8 @@ pub trait Aggregate {
     ) -> Result<Vec<Event>, DomainError>;
     /// The natural identity of the command's effect, if it has one.
     fn effect_key(command: &Self::Command) -> Option<String>;
+    /// The contact's items whose keys custody keeps in the right bucket.
+    fn items<'a>(id: &Self::Id, state: &'a Self::State) -> Option<ContactItems<'a>>;
 }
 
 pub struct Call;
@@ -81,6 +98,9 @@ impl Aggregate for Call {
         ctx: &Context,
     ) -> Result<Vec<Event>, DomainError> {
         call::decide(state, *id, command, ctx)
+    }
+    fn items<'a>(id: &CallId, state: &'a CallState) -> Option<ContactItems<'a>> {
+        ContactItems::of_call(*id, state)
     }
     fn effect_key(command: &CallCommand) -> Option<String> {
         match command {
@@ -116,6 +136,9 @@ impl Aggregate for Chat {
         ctx: &Context,
     ) -> Result<Vec<Event>, DomainError> {
         chat::decide(state, *id, command, ctx)
+    }
+    fn items<'a>(id: &ChatId, state: &'a ChatState) -> Option<ContactItems<'a>> {
+        ContactItems::of_chat(*id, state)
     }
     fn effect_key(command: &ChatCommand) -> Option<String> {
         match command {
@@ -160,6 +183,9 @@ impl Aggregate for Staff {
     fn effect_key(_: &StaffCommand) -> Option<String> {
         None
     }
+    fn items<'a>(_: &StaffId, _: &'a StaffState) -> Option<ContactItems<'a>> {
+        None
+    }
 }
 
 /// An aggregate's state with the stream revision it was folded to.
@@ -186,19 +212,72 @@ pub struct Executed {
 /// How many events are read per page when loading a stream.
 const PAGE: usize = 1024;
 
+/// Everything a command or query needs: the log, the keys, the audio, the
+/// policy and the clock.
 #[derive(Clone)]
 pub struct Registry {
     store: Arc<dyn EventStore>,
+    journal: Journal,
+    blobs: BlobStore,
+    policy: RetentionPolicy,
     clock: Arc<dyn Clock>,
+    /// Held while keys move between buckets or a bucket is purged, so a
+    /// retention run and a command never shuffle the same keys at once.
+    custody: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Registry {
-    pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        vault: Arc<KeyVault>,
+        blobs: BlobStore,
+        policy: RetentionPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            journal: Journal::new(vault),
+            blobs,
+            policy,
+            clock,
+            custody: Arc::new(tokio::sync::Mutex::new(())),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn vault(&self) -> &Arc<KeyVault> {
+        self.journal.vault()
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub fn policy(&self) -> &RetentionPolicy {
+        &self.policy
+    }
+
+    pub fn custody_lock(&self) -> &Arc<tokio::sync::Mutex<()>> {
+        &self.custody
+    }
+
+    /// Runs vault work (synchronous, it syncs files) off the async runtime.
+    pub async fn with_vault<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&KeyVault) -> Result<T, callvault_store::vault::VaultError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let vault = self.vault().clone();
+        tokio::task::spawn_blocking(move || f(&vault))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("vault task failed: {e}")))?
+            .map_err(|e| AppError::Internal(e.into()))
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -233,7 +312,7 @@ impl Registry {
         let recorded = self.read_stream(&stream).await?;
         let events = recorded
             .iter()
-            .map(journal::decode)
+            .map(|r| self.journal.decode(r))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((stream, recorded, events))
     }
@@ -247,10 +326,59 @@ impl Registry {
         })
     }
 
-    /// Decides `command` on the aggregate's current state and appends the
-    /// events. `expected` lets a client insist on the revision it saw.
+    /// Decides `command` on the aggregate's current state, appends the
+    /// events, and moves the contact's keys to where its new state says
+    /// they belong. `expected` lets a client insist on the revision it saw.
     #[tracing::instrument(skip_all, fields(stream = %A::stream(id), actor = %actor))]
     pub async fn execute<A: Aggregate>(
+        &self,
+        actor: &StaffId,
+        id: &A::Id,
+        command: A::Command,
+        expected: Option<Revision>,
+    ) -> Result<Executed, AppError>
+    where
+        A::Id: 'static,
+    {
+        let executed = self
+            .execute_unlocked::<A>(actor, id, command, expected)
+            .await?;
+        if !executed.replayed {
+            let _guard = self.custody.lock().await;
+            self.reconcile::<A>(id).await?;
+        }
+        Ok(executed)
+    }
+
+    /// Moves the aggregate's keys to the buckets its state calls for. The
+    /// caller holds the custody lock.
+    pub async fn reconcile<A: Aggregate>(&self, id: &A::Id) -> Result<usize, AppError> {
+        let loaded = self.load::<A>(id).await?;
+        let Some(items) = A::items(id, &loaded.state) else {
+            return Ok(0);
+        };
+        let contact = items.contact;
+        let policy = self.policy;
+        let ended_at = items.ended_at;
+        let started_at = items.started_at;
+        let controls = items.controls.clone();
+        let recordings = items.recordings.clone();
+        self.with_vault(move |vault| {
+            let items = ContactItems {
+                contact,
+                started_at,
+                ended_at,
+                controls: &controls,
+                recordings,
+            };
+            custody::reconcile(vault, &policy, &items)
+        })
+        .await
+    }
+
+    /// [`Registry::execute`] without moving keys: for callers (retention)
+    /// that hold the custody lock and move keys themselves.
+    pub async fn execute_unlocked<A: Aggregate>(
         &self,
         actor: &StaffId,
         id: &A::Id,
@@ -288,6 +416,11 @@ impl Registry {
             )));
         }
         let new_events = A::decide(&state, id, command, &ctx)?;
+        if revision.is_none() {
+            // A new contact: make its key (in a provisional bucket; custody
+            // moves it once the contact's state says where it belongs).
+            self.create_contact_keys(&new_events).await?;
+        }
         let cause = Cause::actor(actor.clone());
         let to_store = new_events
             .iter()
@@ -297,9 +430,9 @@ impl Registry {
                     (0, Some(effect_id)) => effect_id,
                     _ => Uuid::now_v7(),
                 };
-                journal::to_new_event(e, event_id, &cause)
+                self.encode(e, event_id, &cause)
             })
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
         let expected = match revision {
             Some(r) => ExpectedRevision::Exact(r),
             None => ExpectedRevision::NoStream,
@@ -310,6 +443,46 @@ impl Registry {
             revision: result.next_expected,
             position: result.position,
             replayed: false,
+        })
+    }
+
+    /// Makes the data key of every contact these events open.
+    async fn create_contact_keys(&self, events: &[Event]) -> Result<(), AppError> {
+        let mut wanted: Vec<(KeyOwner, callvault_store::vault::Bucket)> = Vec::new();
+        for e in events {
+            if let Some(contact) = e.key_owner() {
+                let bucket =
+                    custody::expiry_bucket(self.policy.contact_expires_at(e.occurred_at()));
+                let owner = KeyOwner::Contact(contact);
+                if !wanted.iter().any(|(o, _)| *o == owner) {
+                    wanted.push((owner, bucket));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        self.with_vault(move |vault| {
+            for (owner, bucket) in wanted {
+                vault.create_key(owner, bucket)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Encodes an event for the log, sealing its personal data.
+    pub fn encode(
+        &self,
+        event: &Event,
+        id: Uuid,
+        cause: &Cause,
+    ) -> Result<callvault_store::NewEvent, AppError> {
+        self.journal.encode(event, id, cause).map_err(|e| match e {
+            EncodeError::NoKey { owner } => AppError::Gone(format!(
+                "the personal data of {owner} was purged; nothing more can be recorded about it"
+            )),
+            other => AppError::Internal(other.into()),
         })
     }
 

@@ -2,97 +2,14 @@
 //! startCall, endCall and call(id) over GraphQL, and every kind of bad
 //! input answered with a typed error that writes nothing.
 
-use std::sync::Arc;
+mod common;
 
 use axum::{
-    Router,
     body::Body,
     http::{Request, StatusCode},
 };
-use callvault::{
-    AppState, app,
-    service::{Registry, SystemClock},
-};
-use callvault_store::{EventStore, memory::MemoryStore};
-use http_body_util::BodyExt;
+use common::{END, GET, TestApp, error_code};
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-struct TestApp {
-    router: Router,
-    store: Arc<dyn EventStore>,
-}
-
-impl TestApp {
-    fn new() -> Self {
-        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
-        let registry = Registry::new(store.clone(), Arc::new(SystemClock));
-        Self {
-            router: app(AppState::new(registry)),
-            store,
-        }
-    }
-
-    async fn request(&self, request: Request<Body>) -> (StatusCode, Vec<u8>) {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, body.to_vec())
-    }
-
-    async fn gql(&self, query: &str, variables: Value) -> Value {
-        let body = json!({"query": query, "variables": variables}).to_string();
-        let request = Request::post("/graphql")
-            .header("content-type", "application/json")
-            .header("x-callvault-actor", "telephony.pbx")
-            .body(Body::from(body))
-            .unwrap();
-        let (status, body) = self.request(request).await;
-        assert_eq!(status, StatusCode::OK);
-        serde_json::from_slice(&body).unwrap()
-    }
-
-    async fn head(&self) -> Option<String> {
-        self.store
-            .head_position()
-            .await
-            .unwrap()
-            .map(|p| p.to_string())
-    }
-
-    async fn start_call(&self, extra: Value) -> Value {
-        let mut input = json!({
-            "direction": "INBOUND",
-            "callerNumber": "040 123 4567",
-            "serviceNumber": "0295 50 2000",
-            "agentId": "anna.agent",
-            "agentName": "Anna Agent",
-            "startedAt": "2026-03-03T09:00:00Z",
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            input[k] = v.clone();
-        }
-        self.gql(START, json!({"input": input})).await
-    }
-}
-
-const START: &str = "mutation($input: StartCallInput!) {
-    startCall(input: $input) { replayed logPosition call { id revision status callerNumber serviceNumber agentId startedAt } }
-}";
-
-const END: &str = "mutation($input: EndCallInput!) {
-    endCall(input: $input) { replayed call { id revision status endedAt durationSeconds } }
-}";
-
-const GET: &str = "query($id: ID!) {
-    call(id: $id) { id direction status callerNumber serviceNumber agentId agentName startedAt endedAt durationSeconds }
-}";
-
-fn error_code(response: &Value) -> &str {
-    response["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code in {response}"))
-}
 
 #[tokio::test]
 async fn a_started_and_ended_call_can_be_read_back() {
@@ -243,7 +160,7 @@ async fn a_bad_actor_header_is_refused() {
         .header("x-callvault-actor", "not a staff id")
         .body(Body::from(json!({"query": "{ __typename }"}).to_string()))
         .unwrap();
-    let (status, body) = app.request(request).await;
+    let (status, _, body) = app.request(request).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["error"]["code"], "INVALID_INPUT");
@@ -252,13 +169,13 @@ async fn a_bad_actor_header_is_refused() {
 #[tokio::test]
 async fn health_reports_the_log_head_and_graphiql_is_served() {
     let app = TestApp::new();
-    let (status, body) = app
+    let (status, _, body) = app
         .request(Request::get("/health").body(Body::empty()).unwrap())
         .await;
     assert_eq!(status, StatusCode::OK);
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["status"], "ok");
-    let (status, body) = app
+    let (status, _, body) = app
         .request(Request::get("/graphql").body(Body::empty()).unwrap())
         .await;
     assert_eq!(status, StatusCode::OK);

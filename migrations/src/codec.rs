@@ -58,7 +58,11 @@ pub fn encode(event: &Event) -> Encoded {
 }
 
 pub fn decode(event_type: &str, version: u32, payload: Value) -> Result<Event, CodecError> {
-    let current = upcast(event_type, version, payload)?;
+    from_current(event_type, upcast(event_type, version, payload)?)
+}
+
+/// Builds the domain event from a payload already at the current schema.
+pub fn from_current(event_type: &str, current: Value) -> Result<Event, CodecError> {
     match Event::from_payload(event_type, current) {
         Ok(Some(event)) => Ok(event),
         Ok(None) => Err(CodecError::UnknownType {

@@ -2,9 +2,11 @@
 //!
 //! The domain marks every personal-data field as `{"$pd": value}`. Before
 //! an event reaches the log, [`seal`] replaces each with
-//! `{"$sealed": {"v": 1, "n": nonce, "c": ciphertext}}` — AES-256-GCM of the
-//! value's JSON under the contact's data key, with the contact bound as
-//! associated data. [`unseal`] turns them back into `{"$pd": value}`, or,
+//! `{"$sealed": {"v": 1, "o": owner, "n": nonce, "c": ciphertext}}` —
+//! AES-256-GCM of the value's JSON under the owner's data key, with the
+//! owner bound as associated data. The owner (`call:<uuid>`, …) travels in
+//! the envelope, so a reader finds the key without decoding the event
+//! first. [`unseal`] turns them back into `{"$pd": value}`, or,
 //! when the key is gone (crypto-shredded), into `{"$shredded": true}`,
 //! which every reader understands; a sealed value that fails to
 //! authenticate is an error (tampering), never silently "shredded".
@@ -30,6 +32,8 @@ pub enum SealError {
         owner: KeyOwner,
         reason: &'static str,
     },
+    #[error("a sealed field does not name its owner")]
+    NoOwner,
     #[error(transparent)]
     Vault(#[from] VaultError),
 }
@@ -54,6 +58,7 @@ pub fn seal(value: &mut Value, key: &DataKey, owner: KeyOwner) -> Result<usize, 
         .map_err(|_| VaultError::Crypto("sealing a personal-data field"))?;
         let mut sealed = Map::new();
         sealed.insert("v".into(), Value::from(FORMAT));
+        sealed.insert("o".into(), Value::from(owner.to_string_id()));
         sealed.insert("n".into(), Value::from(B64.encode(nonce)));
         sealed.insert("c".into(), Value::from(B64.encode(&bytes)));
         *field = Map::from_iter([(SEALED_KEY.to_owned(), Value::Object(sealed))]);
@@ -70,22 +75,40 @@ pub fn unseal(
     key: Option<&DataKey>,
     owner: KeyOwner,
 ) -> Result<usize, SealError> {
-    let aead = key.map(DataKey::aead).transpose()?;
-    let aad = owner.aad();
+    unseal_with(value, |o| {
+        if o == owner {
+            Ok(key.cloned())
+        } else {
+            Err(SealError::Tampered { owner: o })
+        }
+    })
+}
+
+/// Opens every sealed field in place, asking `keys` for each field's
+/// owner's key (`None`: destroyed, so the field reads as shredded).
+pub fn unseal_with(
+    value: &mut Value,
+    mut keys: impl FnMut(KeyOwner) -> Result<Option<DataKey>, SealError>,
+) -> Result<usize, SealError> {
     let mut n = 0;
     walk(value, &mut |field| {
         let Some(sealed) = field.get(SEALED_KEY) else {
             return Ok(false);
         };
         n += 1;
-        let Some(aead) = &aead else {
-            *field = Map::from_iter([(SHREDDED_KEY.to_owned(), Value::Bool(true))]);
-            return Ok(true);
-        };
+        let owner = sealed
+            .get("o")
+            .and_then(Value::as_str)
+            .and_then(KeyOwner::parse_string_id)
+            .ok_or(SealError::NoOwner)?;
         let malformed = |reason| SealError::Malformed { owner, reason };
         if sealed.get("v").and_then(Value::as_u64) != Some(FORMAT) {
             return Err(malformed("unknown sealing format"));
         }
+        let Some(key) = keys(owner)? else {
+            *field = Map::from_iter([(SHREDDED_KEY.to_owned(), Value::Bool(true))]);
+            return Ok(true);
+        };
         let nonce: [u8; NONCE_LEN] = sealed
             .get("n")
             .and_then(Value::as_str)
@@ -97,7 +120,9 @@ pub fn unseal(
             .and_then(Value::as_str)
             .and_then(|s| B64.decode(s).ok())
             .ok_or_else(|| malformed("bad ciphertext"))?;
-        let plain = aead
+        let aad = owner.aad();
+        let plain = key
+            .aead()?
             .open_in_place(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(aad.as_bytes()),
@@ -110,6 +135,34 @@ pub fn unseal(
         Ok(true)
     })?;
     Ok(n)
+}
+
+/// The owners whose keys a payload's sealed fields need.
+pub fn sealed_owners(value: &Value) -> Vec<KeyOwner> {
+    let mut out = Vec::new();
+    collect_owners(value, &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn collect_owners(value: &Value, out: &mut Vec<KeyOwner>) {
+    match value {
+        Value::Object(m) => match m.get(SEALED_KEY) {
+            Some(sealed) => {
+                if let Some(o) = sealed
+                    .get("o")
+                    .and_then(Value::as_str)
+                    .and_then(KeyOwner::parse_string_id)
+                {
+                    out.push(o);
+                }
+            }
+            None => m.values().for_each(|v| collect_owners(v, out)),
+        },
+        Value::Array(a) => a.iter().for_each(|v| collect_owners(v, out)),
+        _ => {}
+    }
 }
 
 /// How many sealed fields a payload holds.

@@ -2,8 +2,9 @@
 
 use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
 use callvault_domain::{
-    CallId, PhoneNumber, StaffId,
+    CallId, HoldId, PhoneNumber, StaffId,
     call::{CallCommand, CallState, Direction as DomainDirection, EndCall, StartCall},
+    controls::{LiftRestriction, PlaceHold, ReleaseHold, RestrictProcessing},
 };
 use callvault_store::Revision;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -184,6 +185,46 @@ pub struct EndCallInput {
     pub expected_revision: Option<u64>,
 }
 
+#[derive(InputObject, Debug)]
+pub struct PlaceHoldInput {
+    pub call_id: ID,
+    /// Leave out to let the register make one.
+    pub hold_id: Option<ID>,
+    /// The complaint's case number, e.g. `KELA/123/2026`.
+    pub case_reference: String,
+    /// Why the recording must be kept (stored sealed: it may name people).
+    pub reason: String,
+    /// When the hold must be reviewed.
+    pub review_by: NaiveDate,
+    pub expected_revision: Option<u64>,
+}
+
+#[derive(InputObject, Debug)]
+pub struct ReleaseHoldInput {
+    pub call_id: ID,
+    pub hold_id: ID,
+    pub reason: String,
+    pub expected_revision: Option<u64>,
+}
+
+#[derive(InputObject, Debug)]
+pub struct RestrictProcessingInput {
+    pub call_id: ID,
+    pub case_reference: String,
+    pub reason: String,
+    pub expected_revision: Option<u64>,
+}
+
+#[derive(InputObject, Debug)]
+pub struct LiftRestrictionInput {
+    pub call_id: ID,
+    /// When the data subject was told the restriction ends (GDPR art.
+    /// 18(3)); required, and not in the future.
+    pub subject_informed_at: DateTime<Utc>,
+    pub reason: String,
+    pub expected_revision: Option<u64>,
+}
+
 pub(crate) fn parse_call_id(field: &str, id: &ID) -> Result<CallId, AppError> {
     id.parse::<CallId>()
         .map_err(|e| AppError::invalid(field, e))
@@ -313,6 +354,105 @@ async fn end_call(
         )
         .await?;
     result(registry, call_id, executed).await
+}
+
+async fn command(
+    ctx: &async_graphql::Context<'_>,
+    call_id: &ID,
+    expected: Option<u64>,
+    make: impl FnOnce() -> Result<CallCommand, AppError>,
+) -> Result<CallResult, AppError> {
+    let (registry, actor) = parts(ctx)?;
+    let call_id = parse_call_id("callId", call_id)?;
+    let command = make()?;
+    let executed = registry
+        .execute::<Call>(actor, &call_id, command, expected.map(Revision))
+        .await?;
+    result(registry, call_id, executed).await
+}
+
+#[derive(Default)]
+pub struct HoldMutation;
+
+#[Object]
+impl HoldMutation {
+    /// Places a complaint hold (R15): the call and its recordings are kept
+    /// past retention until every hold is released. Holds are unlimited.
+    async fn place_hold(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        input: PlaceHoldInput,
+    ) -> async_graphql::Result<CallResult> {
+        command(ctx, &input.call_id, input.expected_revision, || {
+            let hold_id = match &input.hold_id {
+                Some(id) => id
+                    .parse::<HoldId>()
+                    .map_err(|e| AppError::invalid("holdId", e))?,
+                None => HoldId(uuid::Uuid::now_v7()),
+            };
+            Ok(CallCommand::PlaceHold(PlaceHold {
+                hold_id,
+                case_reference: input.case_reference.clone(),
+                reason: input.reason.clone(),
+                review_by: input.review_by,
+            }))
+        })
+        .await
+        .map_err(gql_error)
+    }
+
+    /// Releases one hold; once none is left the call follows retention
+    /// again (and is purged by the next run if it is past its expiry).
+    async fn release_hold(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        input: ReleaseHoldInput,
+    ) -> async_graphql::Result<CallResult> {
+        command(ctx, &input.call_id, input.expected_revision, || {
+            Ok(CallCommand::ReleaseHold(ReleaseHold {
+                hold_id: input
+                    .hold_id
+                    .parse::<HoldId>()
+                    .map_err(|e| AppError::invalid("holdId", e))?,
+                reason: input.reason.clone(),
+            }))
+        })
+        .await
+        .map_err(gql_error)
+    }
+
+    /// Restricts processing (R19, GDPR art. 18): the call is kept, not
+    /// used, and not purged.
+    async fn restrict_processing(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        input: RestrictProcessingInput,
+    ) -> async_graphql::Result<CallResult> {
+        command(ctx, &input.call_id, input.expected_revision, || {
+            Ok(CallCommand::RestrictProcessing(RestrictProcessing {
+                case_reference: input.case_reference.clone(),
+                reason: input.reason.clone(),
+            }))
+        })
+        .await
+        .map_err(gql_error)
+    }
+
+    /// Lifts a restriction once the data subject has been told.
+    async fn lift_restriction(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        input: LiftRestrictionInput,
+    ) -> async_graphql::Result<CallResult> {
+        command(ctx, &input.call_id, input.expected_revision, || {
+            Ok(CallCommand::LiftRestriction(LiftRestriction {
+                subject_informed_at: input.subject_informed_at,
+                reason: input.reason.clone(),
+            }))
+        })
+        .await
+        .map_err(gql_error)
+    }
 }
 
 pub(crate) async fn result(

@@ -9,13 +9,13 @@ use callvault_domain::StaffId;
 
 use crate::{error::AppError, service::Registry};
 
-pub use call::{CallMutation, CallQuery};
+pub use call::{CallMutation, CallQuery, HoldMutation};
 
 #[derive(MergedObject, Default)]
 pub struct Query(CallQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(CallMutation);
+pub struct Mutation(CallMutation, HoldMutation);
 
 pub type CallvaultSchema = Schema<Query, Mutation, EmptySubscription>;
 

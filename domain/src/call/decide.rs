@@ -113,6 +113,7 @@ pub fn decide(
             ])
         }
         CallCommand::PlaceHold(cmd) => {
+            state.controls.ensure_not_purged(contact)?;
             if !state.recordings.is_empty() && state.recordings.values().all(|r| r.purged.is_some())
             {
                 return Err(DomainError::AllRecordingsPurged { call_id });

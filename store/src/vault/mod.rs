@@ -73,13 +73,33 @@ impl KeyOwner {
         }
     }
 
+    /// The owner as text: `recording:<uuid>`, `call:<uuid>`, `chat:<uuid>`.
+    pub fn to_string_id(&self) -> String {
+        match self {
+            KeyOwner::Recording(r) => format!("recording:{r}"),
+            KeyOwner::Contact(ContactRef::Call(c)) => format!("call:{c}"),
+            KeyOwner::Contact(ContactRef::Chat(c)) => format!("chat:{c}"),
+        }
+    }
+
+    pub fn parse_string_id(s: &str) -> Option<Self> {
+        let (kind, id) = s.split_once(':')?;
+        let id = uuid::Uuid::parse_str(id).ok()?;
+        match kind {
+            "recording" => Some(KeyOwner::Recording(RecordingId(id))),
+            "call" => Some(KeyOwner::Contact(ContactRef::Call(
+                callvault_domain::CallId(id),
+            ))),
+            "chat" => Some(KeyOwner::Contact(ContactRef::Chat(
+                callvault_domain::ChatId(id),
+            ))),
+            _ => None,
+        }
+    }
+
     /// Associated data binding a wrapped key or a sealed value to its owner.
     pub fn aad(&self) -> String {
-        match self {
-            KeyOwner::Recording(r) => format!("callvault/v1/recording:{r}"),
-            KeyOwner::Contact(ContactRef::Call(c)) => format!("callvault/v1/call:{c}"),
-            KeyOwner::Contact(ContactRef::Chat(c)) => format!("callvault/v1/chat:{c}"),
-        }
+        format!("callvault/v1/{}", self.to_string_id())
     }
 }
 

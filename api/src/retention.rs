@@ -1,0 +1,492 @@
+//! Retention (R14–R16, R30): purging due buckets and forecasting what will
+//! be destroyed.
+//!
+//! A run takes every expiry bucket whose day has come. For each key in it,
+//! the item's state decides (the domain's retention policy): a due
+//! recording gets a `RecordingPurged` tombstone, a due contact a
+//! `ContactHistoryPurged` one; an item kept by a hold or a restriction, or
+//! not yet due after all, has its key moved where it belongs. Only when
+//! every key left in the bucket has its tombstone is the bucket's KEK
+//! destroyed — tombstone first, then the key — and the audio blobs deleted
+//! as hygiene. A crash between the two is finished at the next start
+//! ([`finish_interrupted`]): a tombstone whose key still exists marks its
+//! bucket for purging again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use callvault_domain::{
+    CallId, ContactRef, Disposition, Event, RecordingId, StaffId,
+    call::{CallCommand, PurgeRecording},
+    chat::ChatCommand,
+    controls::PurgeContactHistory,
+};
+use callvault_store::vault::{Bucket, KeyOwner};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{
+    error::AppError,
+    service::{Call, Chat, Registry},
+};
+
+/// Set `CALLVAULT_FAILPOINT=retention-after-tombstones` to make a run stop
+/// the process between the tombstones and the KEK destruction (for the
+/// crash-recovery test).
+pub const FAILPOINT_ENV: &str = "CALLVAULT_FAILPOINT";
+
+/// What happened (or, in a dry run, would happen) to one key.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemOutcome {
+    pub owner: String,
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketReport {
+    pub bucket: String,
+    pub keys: usize,
+    pub purged: Vec<ItemOutcome>,
+    pub kept: Vec<ItemOutcome>,
+    pub kek_destroyed: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunReport {
+    pub now: Option<DateTime<Utc>>,
+    pub dry_run: bool,
+    pub policy_version: u32,
+    pub buckets: Vec<BucketReport>,
+}
+
+/// Where each recording's call is, from one pass over the log.
+#[derive(Default)]
+pub struct Catalog {
+    pub recordings: HashMap<RecordingId, CallId>,
+    /// Owners that have a tombstone.
+    pub tombstoned: BTreeSet<KeyOwner>,
+}
+
+impl Catalog {
+    pub async fn read(registry: &Registry) -> Result<Self, AppError> {
+        let mut catalog = Catalog::default();
+        let mut after = None;
+        loop {
+            let page = registry.store().read_all(after, 2048).await?;
+            let Some(last) = page.last() else {
+                return Ok(catalog);
+            };
+            after = Some(last.position);
+            for recorded in &page {
+                if !matches!(
+                    recorded.event_type.as_str(),
+                    "RecordingStored" | "RecordingPurged" | "ContactHistoryPurged"
+                ) {
+                    continue;
+                }
+                match registry.journal().decode(recorded)? {
+                    Event::RecordingStored(e) => {
+                        catalog.recordings.insert(e.recording_id, e.call_id);
+                    }
+                    Event::RecordingPurged(e) => {
+                        catalog
+                            .tombstoned
+                            .insert(KeyOwner::Recording(e.recording_id));
+                    }
+                    Event::ContactHistoryPurged(e) => {
+                        catalog.tombstoned.insert(KeyOwner::Contact(e.contact));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn describe(d: &Disposition) -> String {
+    match d {
+        Disposition::Due { expired_at } => format!("due since {expired_at}"),
+        Disposition::NotYetDue { expires_at } => format!("not due until {expires_at}"),
+        Disposition::Held { holds, .. } => format!("kept by {holds} complaint hold(s)"),
+        Disposition::Restricted { .. } => "kept: processing is restricted".into(),
+        Disposition::Open => "kept: the contact has not ended".into(),
+        Disposition::Purged => "already purged".into(),
+    }
+}
+
+/// An item's disposition under the registry's policy at `now`.
+async fn disposition(
+    registry: &Registry,
+    owner: KeyOwner,
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+) -> Result<Option<Disposition>, AppError> {
+    let policy = *registry.policy();
+    Ok(match owner {
+        KeyOwner::Recording(r) => {
+            let Some(call_id) = catalog.recordings.get(&r) else {
+                return Ok(None); // a key whose upload never finished
+            };
+            let state = registry.load::<Call>(call_id).await?.state;
+            let Some(call) = &state.call else {
+                return Ok(None);
+            };
+            let purged = state.recordings.get(&r).is_none_or(|x| x.purged.is_some());
+            Some(policy.disposition(
+                call.ended_at.map(|t| policy.recording_expires_at(t)),
+                &state.controls,
+                purged,
+                now,
+            ))
+        }
+        KeyOwner::Contact(ContactRef::Call(c)) => {
+            let state = registry.load::<Call>(&c).await?.state;
+            let Some(call) = &state.call else {
+                return Ok(None);
+            };
+            Some(policy.disposition(
+                call.ended_at.map(|t| policy.contact_expires_at(t)),
+                &state.controls,
+                state.controls.history_purged.is_some(),
+                now,
+            ))
+        }
+        KeyOwner::Contact(ContactRef::Chat(c)) => {
+            let state = registry.load::<Chat>(&c).await?.state;
+            let Some(chat) = &state.chat else {
+                return Ok(None);
+            };
+            Some(policy.disposition(
+                chat.ended_at.map(|t| policy.contact_expires_at(t)),
+                &state.controls,
+                state.controls.history_purged.is_some(),
+                now,
+            ))
+        }
+    })
+}
+
+/// Appends the tombstone of one due item.
+async fn tombstone(
+    registry: &Registry,
+    owner: KeyOwner,
+    bucket: Bucket,
+    catalog: &Catalog,
+) -> Result<(), AppError> {
+    let actor = StaffId::system("retention");
+    let policy_version = registry.policy().version;
+    let key_bucket = bucket.name();
+    match owner {
+        KeyOwner::Recording(r) => {
+            let call = *catalog
+                .recordings
+                .get(&r)
+                .ok_or_else(|| AppError::NotFound(format!("recording {r} is in no call")))?;
+            registry
+                .execute_unlocked::<Call>(
+                    &actor,
+                    &call,
+                    CallCommand::PurgeRecording(PurgeRecording {
+                        recording_id: r,
+                        policy_version,
+                        key_bucket,
+                    }),
+                    None,
+                )
+                .await?;
+        }
+        KeyOwner::Contact(ContactRef::Call(c)) => {
+            registry
+                .execute_unlocked::<Call>(
+                    &actor,
+                    &c,
+                    CallCommand::PurgeContactHistory(PurgeContactHistory {
+                        policy_version,
+                        key_bucket,
+                    }),
+                    None,
+                )
+                .await?;
+        }
+        KeyOwner::Contact(ContactRef::Chat(c)) => {
+            registry
+                .execute_unlocked::<Chat>(
+                    &actor,
+                    &c,
+                    ChatCommand::PurgeContactHistory(PurgeContactHistory {
+                        policy_version,
+                        key_bucket,
+                    }),
+                    None,
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves a kept item's keys to where its contact's state says they belong.
+async fn rehome(registry: &Registry, owner: KeyOwner, catalog: &Catalog) -> Result<(), AppError> {
+    match owner {
+        KeyOwner::Recording(r) => {
+            if let Some(call) = catalog.recordings.get(&r) {
+                registry.reconcile::<Call>(call).await?;
+            }
+        }
+        KeyOwner::Contact(ContactRef::Call(c)) => {
+            registry.reconcile::<Call>(&c).await?;
+        }
+        KeyOwner::Contact(ContactRef::Chat(c)) => {
+            registry.reconcile::<Chat>(&c).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Purges every bucket due at `now` (or exactly `only`, when given).
+pub async fn run(
+    registry: &Registry,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    only: Option<BTreeSet<Bucket>>,
+) -> Result<RunReport, AppError> {
+    let _guard = registry.custody_lock().lock().await;
+    let catalog = Catalog::read(registry).await?;
+    let status = registry.with_vault(|v| v.status()).await?;
+    let mut report = RunReport {
+        now: Some(now),
+        dry_run,
+        policy_version: registry.policy().version,
+        buckets: Vec::new(),
+    };
+    for bucket_status in status {
+        let bucket = bucket_status.bucket;
+        let due = match (&only, bucket) {
+            (Some(only), b) => only.contains(&b),
+            (None, Bucket::Expiry(day)) => day <= now.date_naive(),
+            (None, Bucket::Hold) => false,
+        };
+        if !due {
+            continue;
+        }
+        report
+            .buckets
+            .push(purge_bucket(registry, bucket, &catalog, now, dry_run).await?);
+    }
+    Ok(report)
+}
+
+async fn purge_bucket(
+    registry: &Registry,
+    bucket: Bucket,
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<BucketReport, AppError> {
+    let owners = registry.with_vault(move |v| v.owners_in(bucket)).await?;
+    let mut report = BucketReport {
+        bucket: bucket.name(),
+        keys: owners.len(),
+        purged: Vec::new(),
+        kept: Vec::new(),
+        kek_destroyed: false,
+    };
+    let mut purged_recordings = Vec::new();
+    for owner in owners {
+        let d = disposition(registry, owner, catalog, now).await?;
+        let outcome = |text: String| ItemOutcome {
+            owner: owner.to_string(),
+            outcome: text,
+        };
+        match d {
+            None => report
+                .purged
+                .push(outcome("orphan key (no stored item): destroyed".into())),
+            Some(Disposition::Purged) => {
+                report
+                    .purged
+                    .push(outcome("tombstone already written".into()));
+            }
+            Some(Disposition::Due { expired_at }) => {
+                if !dry_run {
+                    tombstone(registry, owner, bucket, catalog).await?;
+                }
+                report
+                    .purged
+                    .push(outcome(format!("purged: expired {expired_at}")));
+            }
+            Some(other) => {
+                if !dry_run {
+                    rehome(registry, owner, catalog).await?;
+                }
+                report.kept.push(outcome(describe(&other)));
+                continue;
+            }
+        }
+        if let KeyOwner::Recording(r) = owner {
+            purged_recordings.push(r);
+        }
+    }
+    if dry_run {
+        return Ok(report);
+    }
+    // Everything still in the bucket must now have its tombstone.
+    let left = registry.with_vault(move |v| v.owners_in(bucket)).await?;
+    let catalog_after = Catalog::read(registry).await?;
+    for owner in &left {
+        let orphan =
+            matches!(owner, KeyOwner::Recording(r) if !catalog_after.recordings.contains_key(r));
+        if !orphan && !catalog_after.tombstoned.contains(owner) {
+            return Err(AppError::Conflict(format!(
+                "bucket {bucket} still holds the key of {owner}, which has no tombstone; it was not destroyed"
+            )));
+        }
+    }
+    if std::env::var(FAILPOINT_ENV).as_deref() == Ok("retention-after-tombstones") {
+        tracing::error!(
+            "failpoint retention-after-tombstones: stopping before the KEK is destroyed"
+        );
+        std::process::exit(86);
+    }
+    registry
+        .with_vault(move |v| v.destroy_bucket(bucket))
+        .await?;
+    report.kek_destroyed = true;
+    for r in purged_recordings {
+        let blobs = registry.blobs().clone();
+        tokio::task::spawn_blocking(move || blobs.delete(r))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("blob task failed: {e}")))?
+            .map_err(|e| AppError::Internal(e.into()))?;
+    }
+    tracing::info!(bucket = %bucket, purged = report.purged.len(), kept = report.kept.len(), "retention purged a bucket");
+    Ok(report)
+}
+
+/// Finishes purges a crash interrupted: every tombstone whose key still
+/// exists has its bucket purged again (the bucket was due when the
+/// tombstone was written), and blobs of tombstoned recordings are deleted.
+pub async fn finish_interrupted(registry: &Registry) -> Result<Option<RunReport>, AppError> {
+    let catalog = Catalog::read(registry).await?;
+    let owners: Vec<KeyOwner> = catalog.tombstoned.iter().copied().collect();
+    let (buckets, _) = registry
+        .with_vault(move |v| {
+            let mut buckets = BTreeSet::new();
+            for o in &owners {
+                if let Some(b) = v.bucket_of(*o)? {
+                    buckets.insert(b);
+                }
+            }
+            Ok((buckets, ()))
+        })
+        .await?;
+    for owner in &catalog.tombstoned {
+        if let KeyOwner::Recording(r) = owner
+            && registry.blobs().exists(*r)
+        {
+            let blobs = registry.blobs().clone();
+            let r = *r;
+            tokio::task::spawn_blocking(move || blobs.delete(r))
+                .await
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("blob task failed: {e}")))?
+                .map_err(|e| AppError::Internal(e.into()))?;
+        }
+    }
+    if buckets.is_empty() {
+        return Ok(None);
+    }
+    tracing::warn!(
+        buckets = buckets.len(),
+        "finishing purges interrupted by a crash"
+    );
+    let latest = buckets
+        .iter()
+        .filter_map(|b| match b {
+            Bucket::Expiry(d) => d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
+            Bucket::Hold => None,
+        })
+        .max()
+        .unwrap_or_else(|| registry.now());
+    let now = registry.now().max(latest);
+    run(registry, now, false, Some(buckets)).await.map(Some)
+}
+
+/// One bucket in the forecast.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedBucket {
+    pub bucket: String,
+    pub due_on: String,
+    pub destroyed: Vec<ItemOutcome>,
+    pub kept: Vec<ItemOutcome>,
+}
+
+/// What `retention plan` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub policy: callvault_domain::RetentionPolicy,
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub buckets: Vec<PlannedBucket>,
+    /// Items kept by holds or restrictions, whatever their expiry.
+    pub held: Vec<ItemOutcome>,
+}
+
+/// Forecasts what retention will destroy between `now` and `now + days`.
+pub async fn plan(registry: &Registry, now: DateTime<Utc>, days: u32) -> Result<Plan, AppError> {
+    let until = now + chrono::Duration::days(i64::from(days));
+    let catalog = Catalog::read(registry).await?;
+    let status = registry.with_vault(|v| v.status()).await?;
+    let mut buckets = BTreeMap::new();
+    let mut held = Vec::new();
+    for s in status {
+        let bucket = s.bucket;
+        let owners = registry.with_vault(move |v| v.owners_in(bucket)).await?;
+        match bucket {
+            Bucket::Hold => {
+                for owner in owners {
+                    if let Some(d) = disposition(registry, owner, &catalog, until).await? {
+                        held.push(ItemOutcome {
+                            owner: owner.to_string(),
+                            outcome: describe(&d),
+                        });
+                    }
+                }
+            }
+            Bucket::Expiry(day) => {
+                let Some(due_at) = day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()) else {
+                    continue;
+                };
+                if due_at > until {
+                    continue;
+                }
+                let at = due_at.max(now);
+                let mut planned = PlannedBucket {
+                    bucket: bucket.name(),
+                    due_on: day.to_string(),
+                    destroyed: Vec::new(),
+                    kept: Vec::new(),
+                };
+                for owner in owners {
+                    let d = disposition(registry, owner, &catalog, at).await?;
+                    let item = ItemOutcome {
+                        owner: owner.to_string(),
+                        outcome: d.as_ref().map_or("orphan key".into(), describe),
+                    };
+                    match d {
+                        None | Some(Disposition::Due { .. }) | Some(Disposition::Purged) => {
+                            planned.destroyed.push(item)
+                        }
+                        Some(_) => planned.kept.push(item),
+                    }
+                }
+                buckets.insert(day, planned);
+            }
+        }
+    }
+    Ok(Plan {
+        policy: *registry.policy(),
+        from: now,
+        until,
+        buckets: buckets.into_values().collect(),
+        held,
+    })
+}

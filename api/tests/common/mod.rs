@@ -1,0 +1,204 @@
+//! A `TestApp`: the real router over an in-memory log, a temporary key
+//! vault and blob folder, and a clock the test can move.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::{Arc, Mutex};
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, StatusCode},
+};
+use callvault::{
+    AppState, app,
+    service::{Clock, Registry},
+};
+use callvault_domain::RetentionPolicy;
+use callvault_store::{EventStore, blob::BlobStore, memory::MemoryStore, vault::KeyVault};
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// A clock the test sets.
+pub struct TestClock(pub Mutex<DateTime<Utc>>);
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+pub struct TestApp {
+    pub dir: tempfile::TempDir,
+    pub router: Router,
+    pub registry: Registry,
+    pub store: Arc<dyn EventStore>,
+    pub clock: Arc<TestClock>,
+}
+
+pub const MAX_UPLOAD: u64 = 64 * 1024 * 1024;
+
+impl TestApp {
+    pub fn new() -> Self {
+        Self::with_store(Arc::new(MemoryStore::new()))
+    }
+
+    pub fn with_store(store: Arc<dyn EventStore>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Arc::new(KeyVault::open(dir.path().join("keys")).unwrap());
+        let blobs = BlobStore::open(dir.path().join("blobs")).unwrap();
+        let clock = Arc::new(TestClock(Mutex::new(
+            "2026-03-03T10:00:00Z".parse().unwrap(),
+        )));
+        let registry = Registry::new(
+            store.clone(),
+            vault,
+            blobs,
+            RetentionPolicy::default(),
+            clock.clone(),
+        );
+        Self {
+            router: app(AppState::new(registry.clone(), MAX_UPLOAD)),
+            registry,
+            store,
+            clock,
+            dir,
+        }
+    }
+
+    pub fn set_now(&self, t: &str) {
+        *self.clock.0.lock().unwrap() = t.parse().unwrap();
+    }
+
+    pub async fn request(
+        &self,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, body.to_vec())
+    }
+
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        let body = json!({"query": query, "variables": variables}).to_string();
+        let request = Request::post("/graphql")
+            .header("content-type", "application/json")
+            .header("x-callvault-actor", "telephony.pbx")
+            .body(Body::from(body))
+            .unwrap();
+        let (status, _, body) = self.request(request).await;
+        assert_eq!(status, StatusCode::OK);
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    pub async fn head(&self) -> Option<String> {
+        self.store
+            .head_position()
+            .await
+            .unwrap()
+            .map(|p| p.to_string())
+    }
+
+    pub async fn start_call(&self, extra: Value) -> Value {
+        let mut input = json!({
+            "direction": "INBOUND",
+            "callerNumber": "040 123 4567",
+            "serviceNumber": "0295 50 2000",
+            "agentId": "anna.agent",
+            "agentName": "Anna Agent",
+            "startedAt": "2026-03-03T09:00:00Z",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            input[k] = v.clone();
+        }
+        self.gql(START, json!({"input": input})).await
+    }
+
+    /// Starts and ends a call; returns its id.
+    pub async fn ended_call(&self) -> String {
+        let started = self.start_call(json!({})).await;
+        let id = started["data"]["startCall"]["call"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{started}"))
+            .to_owned();
+        let ended = self
+            .gql(
+                END,
+                json!({"input": {"callId": id, "endedAt": "2026-03-03T09:07:30Z"}}),
+            )
+            .await;
+        assert_eq!(ended["errors"], Value::Null, "{ended}");
+        id
+    }
+
+    pub async fn upload(&self, call: &str, audio: Vec<u8>) -> (StatusCode, Value) {
+        let request = Request::post(format!("/calls/{call}/recordings"))
+            .header("content-type", "audio/wav")
+            .header("x-callvault-actor", "telephony.pbx")
+            .body(Body::from(audio))
+            .unwrap();
+        let (status, _, body) = self.request(request).await;
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    pub async fn play(
+        &self,
+        call: &str,
+        recording: &str,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let mut request = Request::get(format!("/calls/{call}/recordings/{recording}"))
+            .header("x-callvault-actor", "sue.supervisor")
+            .header("x-callvault-purpose", "quality");
+        for (k, v) in extra {
+            request = request.header(*k, *v);
+        }
+        self.request(request.body(Body::empty()).unwrap()).await
+    }
+
+    /// Every stored event's type, in log order.
+    pub async fn types(&self) -> Vec<String> {
+        self.store
+            .read_all(None, 100_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect()
+    }
+}
+
+pub const START: &str = "mutation($input: StartCallInput!) {
+    startCall(input: $input) { replayed logPosition call { id revision status callerNumber serviceNumber agentId startedAt } }
+}";
+
+pub const END: &str = "mutation($input: EndCallInput!) {
+    endCall(input: $input) { replayed call { id revision status endedAt durationSeconds } }
+}";
+
+pub const GET: &str = "query($id: ID!) {
+    call(id: $id) { id direction status callerNumber serviceNumber agentId agentName startedAt endedAt durationSeconds personalDataShredded restricted recordings { id purgedAt } holds { id releasedAt } }
+}";
+
+pub fn error_code(response: &Value) -> &str {
+    response["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {response}"))
+}
+
+/// Distinct-looking audio: every 32-byte window is unique.
+pub fn audio(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}

@@ -1,0 +1,333 @@
+//! Recordings vault and retention through the router: upload and playback
+//! (with Range), audit before access, sealed personal data in the log,
+//! holds and restriction against retention, tombstones and shredding.
+
+mod common;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+};
+use callvault::retention;
+use callvault_store::{
+    AppendResult, Direction, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent,
+    StoreError, StreamFrom, StreamName, Subscription, memory::MemoryStore,
+};
+use common::{GET, TestApp, audio, error_code};
+use serde_json::{Value, json};
+
+async fn uploaded(app: &TestApp, len: usize) -> (String, String, Vec<u8>) {
+    let call = app.ended_call().await;
+    let data = audio(len);
+    let (status, body) = app.upload(&call, data.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["sizeBytes"], len);
+    (call, body["recordingId"].as_str().unwrap().to_owned(), data)
+}
+
+#[tokio::test]
+async fn a_recording_uploads_and_plays_back_whole_and_in_ranges() {
+    let app = TestApp::new();
+    let (call, rec, data) = uploaded(&app, 300_000).await;
+    let (status, headers, body) = app.play(&call, &rec, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, data);
+    assert_eq!(headers["content-type"], "audio/wav");
+    assert_eq!(headers["accept-ranges"], "bytes");
+    let (status, headers, body) = app
+        .play(&call, &rec, &[("range", "bytes=100000-100099")])
+        .await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(headers["content-range"], "bytes 100000-100099/300000");
+    assert_eq!(body, data[100_000..100_100]);
+    let (status, _, body) = app.play(&call, &rec, &[("range", "bytes=-10")]).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body, data[299_990..]);
+    let (status, _, _) = app.play(&call, &rec, &[("range", "bytes=400000-")]).await;
+    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+    let read = app.gql(GET, json!({"id": call})).await;
+    assert_eq!(read["data"]["call"]["recordings"][0]["id"], rec.as_str());
+}
+
+#[tokio::test]
+async fn every_playback_is_logged_with_purpose_and_mode() {
+    let app = TestApp::new();
+    let (call, rec, _) = uploaded(&app, 1000).await;
+    app.play(
+        &call,
+        &rec,
+        &[
+            ("x-callvault-mode", "download"),
+            ("x-callvault-reason", "monthly sample"),
+        ],
+    )
+    .await;
+    let access = app
+        .store
+        .read_stream(
+            &StreamName::new("access-sue.supervisor").unwrap(),
+            StreamFrom::Start,
+            Direction::Forwards,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(access.len(), 1);
+    assert_eq!(access[0].event_type, "RecordingAccessed");
+    let event = app.registry.journal().decode(&access[0]).unwrap();
+    let callvault_domain::Event::RecordingAccessed(e) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(e.purpose, callvault_domain::Purpose::Quality);
+    assert_eq!(e.mode, callvault_domain::access::AccessMode::Download);
+    assert_eq!(
+        e.reason.and_then(|r| r.into_clear()).as_deref(),
+        Some("monthly sample")
+    );
+    // The stored reason is sealed, not in clear.
+    assert!(!String::from_utf8_lossy(&access[0].payload).contains("monthly sample"));
+}
+
+#[tokio::test]
+async fn playback_without_a_purpose_is_refused_and_logs_nothing() {
+    let app = TestApp::new();
+    let (call, rec, _) = uploaded(&app, 1000).await;
+    let head = app.head().await;
+    let request = Request::get(format!("/calls/{call}/recordings/{rec}"))
+        .header("x-callvault-actor", "sue.supervisor")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = app.request(request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("x-callvault-purpose"));
+    assert_eq!(app.head().await, head);
+}
+
+/// A log that refuses access events, to prove nothing is served unaudited.
+struct NoAccessLog(MemoryStore);
+
+#[async_trait]
+impl EventStore for NoAccessLog {
+    async fn append(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        if stream.category() == "access" {
+            return Err(StoreError::Unavailable("disk full".into()));
+        }
+        self.0.append(stream, expected, events).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &StreamName,
+        from: StreamFrom,
+        direction: Direction,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.0.read_stream(stream, from, direction, max).await
+    }
+    async fn read_all(
+        &self,
+        after: Option<Position>,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.0.read_all(after, max).await
+    }
+    async fn subscribe_all(&self, after: Option<Position>) -> Result<Subscription, StoreError> {
+        self.0.subscribe_all(after).await
+    }
+    async fn head_position(&self) -> Result<Option<Position>, StoreError> {
+        self.0.head_position().await
+    }
+}
+
+#[tokio::test]
+async fn if_the_access_event_cannot_be_written_no_audio_is_served() {
+    let app = TestApp::with_store(Arc::new(NoAccessLog(MemoryStore::new())));
+    let (call, rec, data) = uploaded(&app, 50_000).await;
+    let (status, _, body) = app.play(&call, &rec, &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        !body.windows(32).any(|w| data.windows(32).next() == Some(w)),
+        "no audio may leave"
+    );
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "UNAVAILABLE");
+}
+
+#[tokio::test]
+async fn the_callers_number_never_reaches_the_log_in_clear() {
+    let app = TestApp::new();
+    app.ended_call().await;
+    for e in app.store.read_all(None, 100).await.unwrap() {
+        let text = String::from_utf8_lossy(&e.payload);
+        for secret in ["358401234567", "040 123 4567", "Anna Agent"] {
+            assert!(
+                !text.contains(secret),
+                "{} holds `{secret}` in clear",
+                e.event_type
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn uploads_to_unknown_calls_and_oversized_uploads_are_refused_and_leave_nothing() {
+    let app = TestApp::new();
+    let (status, body) = app
+        .upload("0190b7a6-7a3e-7f00-8000-000000000001", audio(10))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let call = app.ended_call().await;
+    let head = app.head().await;
+    let (status, body) = app
+        .upload(&call, audio(common::MAX_UPLOAD as usize + 1))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(app.head().await, head, "nothing recorded");
+    assert!(
+        app.registry.blobs().list().unwrap().is_empty(),
+        "no blob left"
+    );
+}
+
+const HOLD: &str = "mutation($input: PlaceHoldInput!) { placeHold(input: $input) { call { holds { id releasedAt } } } }";
+const RELEASE: &str = "mutation($input: ReleaseHoldInput!) { releaseHold(input: $input) { call { holds { id releasedAt } } } }";
+const RESTRICT: &str = "mutation($input: RestrictProcessingInput!) { restrictProcessing(input: $input) { call { restricted } } }";
+const LIFT: &str = "mutation($input: LiftRestrictionInput!) { liftRestriction(input: $input) { call { restricted } } }";
+
+async fn run_retention(app: &TestApp, now: &str) -> retention::RunReport {
+    app.set_now(now);
+    retention::run(&app.registry, now.parse().unwrap(), false, None)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_held_and_a_restricted_call_survive_retention_until_released() {
+    let app = TestApp::new();
+    let (held_call, held_rec, _) = uploaded(&app, 5000).await;
+    let (restricted_call, restricted_rec, _) = uploaded(&app, 5000).await;
+    let (plain_call, plain_rec, _) = uploaded(&app, 5000).await;
+    let hold = app
+        .gql(HOLD, json!({"input": {"callId": held_call, "caseReference": "KELA/1/2026", "reason": "complaint", "reviewBy": "2027-06-01"}}))
+        .await;
+    let hold_id = hold["data"]["placeHold"]["call"]["holds"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{hold}"))
+        .to_owned();
+    let restricted = app
+        .gql(RESTRICT, json!({"input": {"callId": restricted_call, "caseReference": "KELA/2/2026", "reason": "accuracy contested"}}))
+        .await;
+    assert_eq!(
+        restricted["data"]["restrictProcessing"]["call"]["restricted"],
+        true
+    );
+
+    // A year and a day later: only the unprotected call goes.
+    let report = run_retention(&app, "2027-03-05T03:00:00Z").await;
+    assert!(report.buckets.iter().all(|b| b.kek_destroyed));
+    let (status, _, body) = app.play(&plain_call, &plain_rec, &[]).await;
+    assert_eq!(status, StatusCode::GONE);
+    let gone: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(gone["tombstone"]["policyVersion"], 1);
+    assert_eq!(gone["tombstone"]["reason"], "retention_expired");
+    assert_eq!(app.play(&held_call, &held_rec, &[]).await.0, StatusCode::OK);
+    assert_eq!(
+        app.play(&restricted_call, &restricted_rec, &[]).await.0,
+        StatusCode::OK
+    );
+    let plain = app.gql(GET, json!({"id": plain_call})).await;
+    assert_eq!(plain["data"]["call"]["callerNumber"], Value::Null);
+    assert_eq!(plain["data"]["call"]["personalDataShredded"], true);
+
+    // Released and lifted: the next run purges them.
+    let released = app
+        .gql(
+            RELEASE,
+            json!({"input": {"callId": held_call, "holdId": hold_id, "reason": "settled"}}),
+        )
+        .await;
+    assert_eq!(released["errors"], Value::Null, "{released}");
+    let lifted = app
+        .gql(LIFT, json!({"input": {"callId": restricted_call, "subjectInformedAt": "2027-03-05T02:00:00Z", "reason": "verified"}}))
+        .await;
+    assert_eq!(lifted["errors"], Value::Null, "{lifted}");
+    run_retention(&app, "2027-03-06T03:00:00Z").await;
+    assert_eq!(
+        app.play(&held_call, &held_rec, &[]).await.0,
+        StatusCode::GONE
+    );
+    assert_eq!(
+        app.play(&restricted_call, &restricted_rec, &[]).await.0,
+        StatusCode::GONE
+    );
+    assert!(
+        app.registry.blobs().list().unwrap().is_empty(),
+        "blobs deleted as hygiene"
+    );
+    let types = app.types().await;
+    assert_eq!(types.iter().filter(|t| *t == "RecordingPurged").count(), 3);
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "ContactHistoryPurged")
+            .count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn nothing_is_purged_before_its_time_and_a_dry_run_changes_nothing() {
+    let app = TestApp::new();
+    let (call, rec, _) = uploaded(&app, 5000).await;
+    let report = run_retention(&app, "2027-03-03T09:00:00Z").await;
+    assert!(report.buckets.is_empty(), "{report:?}");
+    app.set_now("2027-03-10T00:00:00Z");
+    let head = app.head().await;
+    let dry = retention::run(
+        &app.registry,
+        "2027-03-10T00:00:00Z".parse().unwrap(),
+        true,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.buckets.len(), 1);
+    assert_eq!(dry.buckets[0].purged.len(), 2, "{dry:?}");
+    assert!(!dry.buckets[0].kek_destroyed);
+    assert_eq!(app.head().await, head);
+    assert_eq!(app.play(&call, &rec, &[]).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn after_shredding_the_history_still_replays_with_shredded_fields() {
+    let app = TestApp::new();
+    let (call, _, _) = uploaded(&app, 100).await;
+    run_retention(&app, "2027-03-05T00:00:00Z").await;
+    let mut shredded = 0;
+    for recorded in app.store.read_all(None, 1000).await.unwrap() {
+        let event = app
+            .registry
+            .journal()
+            .decode(&recorded)
+            .expect("every event still decodes");
+        if let callvault_domain::Event::CallStarted(e) = &event {
+            assert_eq!(e.call_id.to_string(), call);
+            assert!(e.caller.is_shredded());
+            assert!(e.agent_name.is_shredded());
+            shredded += 1;
+        }
+    }
+    assert_eq!(shredded, 1);
+    // And commands on the purged call answer GONE.
+    let hold = app
+        .gql(HOLD, json!({"input": {"callId": call, "caseReference": "X", "reason": "late", "reviewBy": "2028-01-01"}}))
+        .await;
+    assert_eq!(error_code(&hold), "GONE");
+}
