@@ -318,6 +318,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let local = listener.local_addr()?;
+    // One plain line for people and scripts (tests read the port from it).
+    println!("callvault listening on http://{local} (GraphQL at http://{local}/graphql)");
     tracing::info!(
         address = %local,
         data_dir = %config.data_dir.display(),

@@ -1,70 +1,12 @@
 //! The real binary: `callvault serve` answers over HTTP, and what it
 //! acknowledged is still there after a SIGKILL and a restart.
 
-use std::{
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_callvault"))
-            .arg("serve")
-            .env("CALLVAULT_DATA_DIR", data_dir)
-            .env("CALLVAULT_LISTEN", format!("127.0.0.1:{port}"))
-            .env("CALLVAULT_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start callvault serve");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "callvault did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, port }
-    }
-
-    async fn gql(&self, query: &str, variables: Value) -> Value {
-        reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{}/graphql", self.port))
-            .header("x-callvault-actor", "telephony.pbx")
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .expect("POST /graphql")
-            .json()
-            .await
-            .expect("a JSON answer")
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::server::Server;
 
 #[tokio::test]
 async fn a_call_written_before_a_sigkill_is_there_after_a_restart() {
@@ -103,7 +45,7 @@ async fn a_call_written_before_a_sigkill_is_there_after_a_restart() {
         read["data"]["call"],
         json!({"status": "ENDED", "direction": "OUTBOUND", "callerNumber": "+358401234567", "serviceNumber": "+358295502000"})
     );
-    let health: Value = reqwest::get(format!("http://127.0.0.1:{}/health", server.port))
+    let health: Value = reqwest::get(server.url("/health"))
         .await
         .unwrap()
         .json()
