@@ -131,7 +131,15 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref(), &ProcessEnv)?;
-    crate::telemetry::init(config.log_format, &config.log_filter);
+    // Operator tools print their own report; only `serve` narrates at info
+    // unless a filter was asked for.
+    let quiet = !matches!(cli.command, Command::Serve) && std::env::var("CALLVAULT_LOG").is_err();
+    let filter = if quiet {
+        "warn"
+    } else {
+        config.log_filter.as_str()
+    };
+    crate::telemetry::init(config.log_format, filter);
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Replay { after, limit } => replay(config, after, limit).await,

@@ -238,7 +238,8 @@ pub struct BlobReader {
     /// Next segment to read and how much of it to skip.
     next: u64,
     skip: usize,
-    buf: Vec<u8>,
+    /// Size of the last segment read (the memory one read holds).
+    last_len: usize,
 }
 
 impl BlobReader {
@@ -310,7 +311,7 @@ impl BlobReader {
             plaintext_len: body - segments * TAG_LEN as u64,
             next: 0,
             skip: 0,
-            buf: Vec::with_capacity(segment + TAG_LEN),
+            last_len: 0,
         })
     }
 
@@ -345,35 +346,42 @@ impl BlobReader {
         } else {
             self.segment + TAG_LEN
         };
-        self.buf.resize(len, 0);
+        // A fresh buffer per segment: decrypted in place and handed out
+        // as is, so audio is copied once (disk → buffer), not twice.
+        let mut buf = vec![0u8; len];
         self.file
             .seek(SeekFrom::Start(start))
-            .and_then(|_| self.file.read_exact(&mut self.buf))
+            .and_then(|_| self.file.read_exact(&mut buf))
             .map_err(io("reading an audio blob"))?;
         let counter = u32::try_from(i).map_err(|_| BlobError::Tampered {
             recording: self.recording,
             segment: i,
         })?;
-        let plain = self
+        let plain_len = self
             .key
             .open_in_place(
                 nonce(&self.prefix, counter, last),
                 Aad::from(&self.header[..]),
-                &mut self.buf,
+                &mut buf,
             )
             .map_err(|_| BlobError::Tampered {
                 recording: self.recording,
                 segment: i,
-            })?;
-        let out = plain[self.skip.min(plain.len())..].to_vec();
+            })?
+            .len();
+        buf.truncate(plain_len);
+        if self.skip > 0 {
+            buf.drain(..self.skip.min(plain_len));
+        }
+        self.last_len = len;
         self.next += 1;
         self.skip = 0;
-        Ok(out)
+        Ok(buf)
     }
 
-    /// Bytes held in memory right now (for the bounded-memory tests).
+    /// The most memory one read has needed (for the bounded-memory tests).
     pub fn buffered(&self) -> usize {
-        self.buf.capacity()
+        self.last_len
     }
 }
 
