@@ -288,6 +288,11 @@ impl Subscription {
     pub async fn next(&mut self) -> Option<Result<RecordedEvent, StoreError>> {
         self.rx.recv().await
     }
+
+    /// The next event if one is already waiting; never waits.
+    pub fn try_next(&mut self) -> Option<Result<RecordedEvent, StoreError>> {
+        self.rx.try_recv().ok()
+    }
 }
 
 /// The event log. Every backend passes [`crate::conformance`].

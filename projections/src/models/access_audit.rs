@@ -1,0 +1,293 @@
+//! `access_audit`: the log of use as a view (R12, R28) — every recording
+//! listened to or downloaded, every contact history opened or searched,
+//! every refusal — queryable by actor, by call, by purpose and by time,
+//! with break-glass reads flagged and listed for review.
+
+use callvault_domain::{ContactRef, Event, Purpose, Role};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    projection::{Envelope, Projection, ProjectionError, key, time_key},
+    view::ViewDb,
+};
+
+pub const NAME: &str = "access_audit";
+/// v1: first version.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccessKind {
+    Listen,
+    Download,
+    SubjectSession,
+    HistoryRead,
+    Search,
+    Denied,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRow {
+    pub position: u64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub role: Option<Role>,
+    pub kind: AccessKind,
+    pub allowed: bool,
+    pub contact: Option<ContactRef>,
+    pub recording_id: Option<String>,
+    pub purpose: Option<Purpose>,
+    pub case_reference: Option<String>,
+    /// The stated reason; `None` if none was given or it was shredded.
+    pub reason: Option<String>,
+    pub break_glass: bool,
+    /// What was attempted (denials) or which fields a search used.
+    pub detail: Option<String>,
+    /// Contacts a search revealed.
+    pub results: usize,
+}
+
+pub struct AccessAudit;
+
+fn row_key(position: u64) -> Vec<u8> {
+    key(&[b"e", &position.to_be_bytes()])
+}
+
+impl Projection for AccessAudit {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn apply(&self, tx: &mut crate::view::Tx<'_>, env: &Envelope) -> Result<(), ProjectionError> {
+        let position = env.position.commit;
+        let row = match &env.event {
+            Event::RecordingAccessed(e) => AccessRow {
+                position,
+                at: e.accessed_at,
+                actor: e.actor.to_string(),
+                role: e.role,
+                kind: match e.mode {
+                    callvault_domain::access::AccessMode::Listen => AccessKind::Listen,
+                    callvault_domain::access::AccessMode::Download => AccessKind::Download,
+                    callvault_domain::access::AccessMode::SubjectSession => {
+                        AccessKind::SubjectSession
+                    }
+                },
+                allowed: true,
+                contact: Some(ContactRef::Call(e.call_id)),
+                recording_id: Some(e.recording_id.to_string()),
+                purpose: Some(e.purpose),
+                case_reference: e.case_reference.clone(),
+                reason: e.reason.as_ref().and_then(|r| r.clear().cloned()),
+                break_glass: e.break_glass,
+                detail: None,
+                results: 0,
+            },
+            Event::ContactHistoryRead(e) => AccessRow {
+                position,
+                at: e.read_at,
+                actor: e.actor.to_string(),
+                role: e.role,
+                kind: AccessKind::HistoryRead,
+                allowed: true,
+                contact: Some(e.contact),
+                recording_id: None,
+                purpose: Some(e.purpose),
+                case_reference: e.case_reference.clone(),
+                reason: e.reason.as_ref().and_then(|r| r.clear().cloned()),
+                break_glass: e.break_glass,
+                detail: None,
+                results: 1,
+            },
+            Event::ContactHistorySearched(e) => AccessRow {
+                position,
+                at: e.searched_at,
+                actor: e.actor.to_string(),
+                role: e.role,
+                kind: AccessKind::Search,
+                allowed: true,
+                contact: None,
+                recording_id: None,
+                purpose: Some(e.purpose),
+                case_reference: e.case_reference.clone(),
+                reason: None,
+                break_glass: false,
+                detail: Some(e.filter_fields.join(",")),
+                results: e.results.len(),
+            },
+            Event::AccessDenied(e) => AccessRow {
+                position,
+                at: e.denied_at,
+                actor: e.actor.to_string(),
+                role: e.role,
+                kind: AccessKind::Denied,
+                allowed: false,
+                contact: e.contact,
+                recording_id: e.recording_id.map(|r| r.to_string()),
+                purpose: e.purpose,
+                case_reference: e.case_reference.clone(),
+                reason: None,
+                break_glass: false,
+                detail: Some(format!("{}: {}", e.action, e.rule)),
+                results: 0,
+            },
+            Event::ContactHistoryPurged(e) => {
+                // The reasons people gave may name the data subject: they
+                // go with the contact's other personal data.
+                let contact = e.contact;
+                let prefix = key(&[b"c", contact_id(&contact).as_bytes(), b""]);
+                let mut positions = Vec::new();
+                for entry in tx_scan_keys(tx, &prefix)? {
+                    if let Some(p) = entry.get(entry.len() - 8..) {
+                        positions.push(u64::from_be_bytes(p.try_into().unwrap_or_default()));
+                    }
+                }
+                for p in positions {
+                    if let Some(mut row) = tx.get_json::<AccessRow>(&row_key(p))?
+                        && row.reason.is_some()
+                    {
+                        row.reason = None;
+                        tx.put_json(row_key(p), &row);
+                    }
+                }
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        let t = time_key(row.at);
+        let p = position.to_be_bytes();
+        tx.put(key(&[b"t", &t, &p]), Vec::new());
+        tx.put(key(&[b"a", row.actor.as_bytes(), &t, &p]), Vec::new());
+        if let Some(c) = &row.contact {
+            tx.put(key(&[b"c", contact_id(c).as_bytes(), &t, &p]), Vec::new());
+        }
+        if let Some(purpose) = row.purpose {
+            tx.put(key(&[b"p", purpose.name().as_bytes(), &t, &p]), Vec::new());
+        }
+        if row.break_glass {
+            tx.put(key(&[b"b", &t, &p]), Vec::new());
+        }
+        if !row.allowed {
+            tx.put(key(&[b"d", &t, &p]), Vec::new());
+        }
+        tx.put_json(row_key(position), &row);
+        Ok(())
+    }
+}
+
+/// Keys under a prefix as the transaction's store has them (index entries
+/// written earlier in the same batch are found by the caller's own get).
+fn tx_scan_keys(tx: &crate::view::Tx<'_>, prefix: &[u8]) -> Result<Vec<Vec<u8>>, ProjectionError> {
+    tx.scan_keys(prefix)
+}
+
+fn contact_id(c: &ContactRef) -> String {
+    match c {
+        ContactRef::Call(id) => format!("call:{id}"),
+        ContactRef::Chat(id) => format!("chat:{id}"),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AccessFilter {
+    pub actor: Option<String>,
+    pub contact: Option<ContactRef>,
+    pub purpose: Option<Purpose>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub break_glass_only: bool,
+    pub denied_only: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessPage {
+    pub items: Vec<AccessRow>,
+    pub next_cursor: Option<String>,
+}
+
+/// Access rows, newest first.
+pub fn query(
+    view: &ViewDb,
+    filter: &AccessFilter,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<AccessPage, ProjectionError> {
+    let base = if let Some(c) = &filter.contact {
+        key(&[b"c", contact_id(c).as_bytes(), b""])
+    } else if let Some(a) = &filter.actor {
+        key(&[b"a", a.as_bytes(), b""])
+    } else if filter.break_glass_only {
+        key(&[b"b", b""])
+    } else if filter.denied_only {
+        key(&[b"d", b""])
+    } else if let Some(p) = filter.purpose {
+        key(&[b"p", p.name().as_bytes(), b""])
+    } else {
+        key(&[b"t", b""])
+    };
+    let cursor: Option<(DateTime<Utc>, u64)> = after.and_then(|c| {
+        let (t, p) = c.split_once('_')?;
+        Some((
+            DateTime::from_timestamp_micros(t.parse().ok()?)?,
+            p.parse().ok()?,
+        ))
+    });
+    let start = match (&cursor, filter.to) {
+        (Some((t, p)), _) => Some([&base[..], &time_key(*t), b"\x00", &p.to_be_bytes()].concat()),
+        (None, Some(to)) => Some(
+            [
+                &base[..],
+                &time_key(to),
+                b"\x00\xff\xff\xff\xff\xff\xff\xff\xff",
+            ]
+            .concat(),
+        ),
+        (None, None) => None,
+    };
+    let floor = filter.from.map(time_key);
+    let mut items = Vec::new();
+    let mut scanned = 0usize;
+    for entry in view.scan(&base, start.as_deref(), true) {
+        let (k, _) = entry?;
+        let rest = &k[base.len()..];
+        if rest.len() != 17 {
+            continue;
+        }
+        if let Some(f) = floor
+            && rest[..8] < f[..]
+        {
+            break;
+        }
+        let p = u64::from_be_bytes(rest[9..17].try_into().unwrap_or_default());
+        if cursor.is_some_and(|(_, cp)| cp == p) {
+            continue;
+        }
+        scanned += 1;
+        let Some(row) = view.get_json::<AccessRow>(&row_key(p))? else {
+            continue;
+        };
+        let keep = filter.actor.as_ref().is_none_or(|a| row.actor == *a)
+            && filter.contact.is_none_or(|c| row.contact == Some(c))
+            && filter.purpose.is_none_or(|pu| row.purpose == Some(pu))
+            && (!filter.break_glass_only || row.break_glass)
+            && (!filter.denied_only || !row.allowed);
+        let cursor_here = format!("{}_{}", row.at.timestamp_micros(), row.position);
+        if keep {
+            items.push(row);
+        }
+        if items.len() == limit || scanned >= super::calls::MAX_SCAN {
+            return Ok(AccessPage {
+                items,
+                next_cursor: Some(cursor_here),
+            });
+        }
+    }
+    Ok(AccessPage {
+        items,
+        next_cursor: None,
+    })
+}

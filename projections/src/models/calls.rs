@@ -1,0 +1,391 @@
+//! `calls`: one row per call, and indexes to search them by the caller's
+//! number, the service number, the agent, or time — newest first, with a
+//! stable cursor. Rows hold the caller's number in clear (E.164) until the
+//! call's contact data is purged; then the number and names go, and so
+//! does the caller index entry. A rebuild after a purge never sees them:
+//! shredded fields fold as absent.
+
+use callvault_domain::{
+    CallId, ContactRef, Event, PhoneNumber, StaffId, call::Correction, call::Direction,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    projection::{Envelope, Projection, ProjectionError, key, time_key},
+    view::{Tx, ViewDb},
+};
+
+pub const NAME: &str = "calls";
+/// v1: first version.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingRow {
+    pub id: String,
+    pub codec: String,
+    pub size_bytes: u64,
+    pub duration_ms: Option<u64>,
+    pub stored_at: DateTime<Utc>,
+    pub purged_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldRow {
+    pub id: String,
+    pub case_reference: String,
+    pub review_by: NaiveDate,
+    pub placed_at: DateTime<Utc>,
+    pub released_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRow {
+    pub id: String,
+    pub revision: u64,
+    pub direction: Direction,
+    /// E.164; `None` once purged.
+    pub caller: Option<String>,
+    pub service_number: String,
+    pub agent: String,
+    pub agent_name: Option<String>,
+    pub agent_number: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub recordings: Vec<RecordingRow>,
+    pub holds: Vec<HoldRow>,
+    pub restricted: bool,
+    pub personal_data_shredded: bool,
+    pub rectifications: u32,
+}
+
+impl CallRow {
+    pub fn duration_seconds(&self) -> Option<i64> {
+        self.ended_at.map(|e| (e - self.started_at).num_seconds())
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.holds.iter().any(|h| h.released_at.is_none())
+    }
+
+    pub fn status(&self) -> Vec<Status> {
+        let mut out = Vec::new();
+        if self.recordings.iter().any(|r| r.purged_at.is_none()) {
+            out.push(Status::Recorded);
+        }
+        if self.recordings.iter().any(|r| r.purged_at.is_some()) {
+            out.push(Status::Purged);
+        }
+        if self.is_held() {
+            out.push(Status::Held);
+        }
+        if self.restricted {
+            out.push(Status::Restricted);
+        }
+        out
+    }
+
+    fn index_keys(&self) -> Vec<Vec<u8>> {
+        let t = time_key(self.started_at);
+        let id = self.id.as_bytes();
+        let mut keys = vec![
+            key(&[b"t", &t, id]),
+            key(&[b"s", self.service_number.as_bytes(), &t, id]),
+            key(&[b"a", self.agent.as_bytes(), &t, id]),
+        ];
+        if let Some(c) = &self.caller {
+            keys.push(key(&[b"c", c.as_bytes(), &t, id]));
+        }
+        keys
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    /// Has a recording that still exists.
+    Recorded,
+    /// Has a purged recording.
+    Purged,
+    Held,
+    Restricted,
+}
+
+fn row_key(id: &str) -> Vec<u8> {
+    key(&[b"r", id.as_bytes()])
+}
+
+pub struct Calls;
+
+impl Calls {
+    fn save(tx: &mut Tx<'_>, before: Option<&CallRow>, after: &CallRow) {
+        let old = before.map(CallRow::index_keys).unwrap_or_default();
+        let new = after.index_keys();
+        for k in old.iter().filter(|k| !new.contains(k)) {
+            tx.delete(k.clone());
+        }
+        for k in new.into_iter().filter(|k| !old.contains(k)) {
+            tx.put(k, Vec::new());
+        }
+        tx.put_json(row_key(&after.id), after);
+    }
+}
+
+impl Projection for Calls {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn apply(&self, tx: &mut Tx<'_>, env: &Envelope) -> Result<(), ProjectionError> {
+        let call_id = match &env.event {
+            Event::CallStarted(e) => {
+                let row = CallRow {
+                    id: e.call_id.to_string(),
+                    revision: env.revision,
+                    direction: e.direction,
+                    caller: e.caller.clear().map(|p| p.to_string()),
+                    service_number: e.service_number.to_string(),
+                    agent: e.agent.to_string(),
+                    agent_name: e.agent_name.clear().cloned(),
+                    agent_number: e
+                        .agent_number
+                        .as_ref()
+                        .and_then(|p| p.clear().map(|p| p.to_string())),
+                    started_at: e.started_at,
+                    ended_at: None,
+                    recordings: Vec::new(),
+                    holds: Vec::new(),
+                    restricted: false,
+                    personal_data_shredded: e.caller.is_shredded(),
+                    rectifications: 0,
+                };
+                Self::save(tx, None, &row);
+                return Ok(());
+            }
+            Event::CallEnded(e) => e.call_id,
+            Event::RecordingStored(e) => e.call_id,
+            Event::RecordingPurged(e) => e.call_id,
+            Event::CallRectified(e) => e.call_id,
+            Event::HoldPlaced(e) => match e.contact {
+                ContactRef::Call(c) => c,
+                ContactRef::Chat(_) => return Ok(()),
+            },
+            Event::HoldReleased(e) => match e.contact {
+                ContactRef::Call(c) => c,
+                ContactRef::Chat(_) => return Ok(()),
+            },
+            Event::ProcessingRestricted(e) => match e.contact {
+                ContactRef::Call(c) => c,
+                ContactRef::Chat(_) => return Ok(()),
+            },
+            Event::RestrictionLifted(e) => match e.contact {
+                ContactRef::Call(c) => c,
+                ContactRef::Chat(_) => return Ok(()),
+            },
+            Event::ContactHistoryPurged(e) => match e.contact {
+                ContactRef::Call(c) => c,
+                ContactRef::Chat(_) => return Ok(()),
+            },
+            _ => return Ok(()),
+        };
+        let id = call_id.to_string();
+        let Some(before) = tx.get_json::<CallRow>(&row_key(&id))? else {
+            return Ok(()); // an event for a call this model never saw start
+        };
+        let mut row = before.clone();
+        row.revision = env.revision;
+        match &env.event {
+            Event::CallEnded(e) => row.ended_at = Some(e.ended_at),
+            Event::RecordingStored(e) => row.recordings.push(RecordingRow {
+                id: e.recording_id.to_string(),
+                codec: e.codec.clone(),
+                size_bytes: e.size_bytes,
+                duration_ms: e.duration_ms,
+                stored_at: e.stored_at,
+                purged_at: None,
+            }),
+            Event::RecordingPurged(e) => {
+                let rid = e.recording_id.to_string();
+                if let Some(r) = row.recordings.iter_mut().find(|r| r.id == rid) {
+                    r.purged_at = Some(e.purged_at);
+                }
+            }
+            Event::CallRectified(e) => {
+                row.rectifications += 1;
+                match &e.correction {
+                    Correction::Caller(p) => row.caller = p.clear().map(|p| p.to_string()),
+                    Correction::ServiceNumber(p) => row.service_number = p.to_string(),
+                    Correction::AgentName(n) => row.agent_name = n.clear().cloned(),
+                    Correction::StartedAt(t) => row.started_at = *t,
+                    Correction::EndedAt(t) => row.ended_at = Some(*t),
+                }
+            }
+            Event::HoldPlaced(e) => row.holds.push(HoldRow {
+                id: e.hold_id.to_string(),
+                case_reference: e.case_reference.clone(),
+                review_by: e.review_by,
+                placed_at: e.placed_at,
+                released_at: None,
+            }),
+            Event::HoldReleased(e) => {
+                let hid = e.hold_id.to_string();
+                if let Some(h) = row.holds.iter_mut().find(|h| h.id == hid) {
+                    h.released_at = Some(e.released_at);
+                }
+            }
+            Event::ProcessingRestricted(_) => row.restricted = true,
+            Event::RestrictionLifted(_) => row.restricted = false,
+            Event::ContactHistoryPurged(_) => {
+                row.caller = None;
+                row.agent_name = None;
+                row.agent_number = None;
+                row.personal_data_shredded = true;
+            }
+            _ => {}
+        }
+        Self::save(tx, Some(&before), &row);
+        Ok(())
+    }
+}
+
+/// What to search for. Every field narrows the search.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub caller: Option<PhoneNumber>,
+    pub service_number: Option<PhoneNumber>,
+    pub agent: Option<StaffId>,
+    pub direction: Option<Direction>,
+    pub started_from: Option<DateTime<Utc>>,
+    pub started_to: Option<DateTime<Utc>>,
+    pub min_duration_seconds: Option<i64>,
+    pub max_duration_seconds: Option<i64>,
+    pub status: Option<Status>,
+    /// Only calls of these agents (a supervisor's team); `None`: anyone's.
+    pub agents_in: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CallPage {
+    pub items: Vec<CallRow>,
+    /// Pass back as `after` for the next page; `None` at the end.
+    pub next_cursor: Option<String>,
+    /// How many index entries were read (to show a search's cost).
+    pub scanned: usize,
+}
+
+/// Most index entries one page may read before returning what it has.
+pub const MAX_SCAN: usize = 20_000;
+
+fn cursor_of(row: &CallRow) -> String {
+    format!("{}_{}", row.started_at.timestamp_micros(), row.id)
+}
+
+fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, String)> {
+    let (t, id) = cursor.split_once('_')?;
+    Some((
+        DateTime::from_timestamp_micros(t.parse().ok()?)?,
+        id.to_owned(),
+    ))
+}
+
+/// A row by call id.
+pub fn get(view: &ViewDb, id: CallId) -> Result<Option<CallRow>, ProjectionError> {
+    view.get_json(&row_key(&id.to_string()))
+}
+
+/// Searches calls, newest first.
+pub fn search(
+    view: &ViewDb,
+    filter: &CallFilter,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<CallPage, ProjectionError> {
+    let (prefix, value): (&[u8], Option<String>) = if let Some(c) = &filter.caller {
+        (b"c", Some(c.to_string()))
+    } else if let Some(a) = &filter.agent {
+        (b"a", Some(a.to_string()))
+    } else if let Some(s) = &filter.service_number {
+        (b"s", Some(s.to_string()))
+    } else {
+        (b"t", None)
+    };
+    let base = match &value {
+        Some(v) => key(&[prefix, v.as_bytes(), b""]),
+        None => key(&[prefix, b""]),
+    };
+    let cursor = after.and_then(parse_cursor);
+    let start = match (&cursor, filter.started_to) {
+        (Some((t, id)), _) => Some([&base[..], &time_key(*t), b"\x00", id.as_bytes()].concat()),
+        (None, Some(to)) => Some([&base[..], &time_key(to), b"\x00\xff"].concat()),
+        (None, None) => None,
+    };
+    let floor = filter.started_from.map(time_key);
+    let mut items = Vec::new();
+    let mut scanned = 0;
+    for entry in view.scan(&base, start.as_deref(), true) {
+        let (k, _) = entry?;
+        let rest = &k[base.len()..];
+        if rest.len() < 9 {
+            continue;
+        }
+        if let Some(f) = floor
+            && rest[..8] < f[..]
+        {
+            break;
+        }
+        let id = String::from_utf8_lossy(&rest[9..]).into_owned();
+        if let Some((t, cid)) = &cursor
+            && time_key(*t)[..] == rest[..8]
+            && *cid == id
+        {
+            continue; // the cursor row itself was on the previous page
+        }
+        scanned += 1;
+        let Some(row) = view.get_json::<CallRow>(&row_key(&id))? else {
+            continue;
+        };
+        let keep = filter.direction.is_none_or(|d| d == row.direction)
+            && filter
+                .caller
+                .as_ref()
+                .is_none_or(|c| row.caller.as_deref() == Some(c.as_e164()))
+            && filter
+                .service_number
+                .as_ref()
+                .is_none_or(|s| row.service_number == s.as_e164())
+            && filter
+                .agent
+                .as_ref()
+                .is_none_or(|a| row.agent == a.as_str())
+            && filter
+                .agents_in
+                .as_ref()
+                .is_none_or(|team| team.contains(&row.agent))
+            && filter
+                .min_duration_seconds
+                .is_none_or(|m| row.duration_seconds().is_some_and(|d| d >= m))
+            && filter
+                .max_duration_seconds
+                .is_none_or(|m| row.duration_seconds().is_some_and(|d| d <= m))
+            && filter.status.is_none_or(|s| row.status().contains(&s));
+        let cursor_here = cursor_of(&row);
+        if keep {
+            items.push(row);
+        }
+        if items.len() == limit || scanned >= MAX_SCAN {
+            return Ok(CallPage {
+                next_cursor: Some(cursor_here),
+                items,
+                scanned,
+            });
+        }
+    }
+    Ok(CallPage {
+        items,
+        next_cursor: None,
+        scanned,
+    })
+}

@@ -1,0 +1,561 @@
+//! The live read models and their builds: which build of each model
+//! answers queries, the runners that keep builds up to date, blue/green
+//! rebuilds, and read-your-writes waits.
+//!
+//! On disk, under the projections folder: `<name>/CURRENT` names the build
+//! that answers queries; `<name>/v<version>-<id>/` is a build (a sled
+//! database). A rebuild writes a new build beside the current one while
+//! the current one keeps answering (and keeps following the log); once the
+//! new build has caught up with the log, `CURRENT` is replaced atomically,
+//! queries move over, and the old build's folder is deleted.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
+};
+
+use callvault_store::{EventStore, Position, RecordedEvent};
+use tokio::sync::watch;
+
+use crate::{
+    journal::Journal,
+    projection::{Envelope, Projection, ProjectionError},
+    view::{BuildMeta, ViewDb},
+};
+
+/// Events folded per batch (one sled batch per build per batch).
+const BATCH: usize = 2000;
+
+/// How a rebuild is going.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebuildProgress {
+    pub build: String,
+    /// The log head when the rebuild started.
+    pub target: Option<Position>,
+    pub applied_events: u64,
+    pub position: Option<Position>,
+    pub started: Instant,
+    pub finished: bool,
+    pub error: Option<String>,
+}
+
+impl RebuildProgress {
+    /// 0–1, by log position.
+    pub fn fraction(&self) -> f64 {
+        match (self.position, self.target) {
+            (_, None) => 1.0,
+            (None, Some(_)) => 0.0,
+            (Some(p), Some(t)) if t.commit > 0 => (p.commit as f64 / t.commit as f64).min(1.0),
+            _ => 1.0,
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        let secs = self.started.elapsed().as_secs_f64();
+        if secs > 0.0 {
+            self.applied_events as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Seconds left at the current rate, by position.
+    pub fn eta_seconds(&self) -> Option<f64> {
+        let f = self.fraction();
+        let secs = self.started.elapsed().as_secs_f64();
+        (f > 0.0 && f < 1.0).then(|| secs / f * (1.0 - f))
+    }
+}
+
+/// One read model: its fold, the build answering queries, and progress of
+/// any rebuild.
+pub struct Slot {
+    projection: Arc<dyn Projection>,
+    dir: PathBuf,
+    active: RwLock<Arc<ViewDb>>,
+    /// The active build's checkpoint.
+    applied: watch::Sender<Option<Position>>,
+    /// The active build is of an older version and no longer follows the
+    /// log (a rebuild is on its way).
+    stale: RwLock<bool>,
+    rebuild: Mutex<Option<RebuildProgress>>,
+}
+
+impl Slot {
+    pub fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+
+    pub fn current(&self) -> Arc<ViewDb> {
+        self.active
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn rebuild_progress(&self) -> Option<RebuildProgress> {
+        self.rebuild.lock().ok().and_then(|r| r.clone())
+    }
+}
+
+/// A read model's state for operators.
+#[derive(Debug, Clone)]
+pub struct SlotStatus {
+    pub name: String,
+    pub code_version: u32,
+    pub build: String,
+    pub build_version: u32,
+    pub position: Option<Position>,
+    pub head: Option<Position>,
+    pub stale: bool,
+    pub rebuild: Option<RebuildProgress>,
+}
+
+/// All read models of this process.
+#[derive(Clone)]
+pub struct Projections {
+    root: PathBuf,
+    store: Arc<dyn EventStore>,
+    journal: Journal,
+    slots: Arc<BTreeMap<&'static str, Arc<Slot>>>,
+}
+
+fn storage(context: &str, e: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Storage(format!("{context}: {e}"))
+}
+
+fn write_current(dir: &Path, build: &str) -> Result<(), ProjectionError> {
+    use std::io::Write;
+    let tmp = dir.join("CURRENT.tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| storage("writing CURRENT", e))?;
+    f.write_all(build.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| storage("writing CURRENT", e))?;
+    std::fs::rename(&tmp, dir.join("CURRENT")).map_err(|e| storage("naming CURRENT", e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| storage("syncing a read model folder", e))
+}
+
+fn meta_of(p: &dyn Projection) -> BuildMeta {
+    BuildMeta {
+        name: p.name().to_owned(),
+        version: p.version(),
+        config: p.config(),
+    }
+}
+
+fn new_build_name(p: &dyn Projection) -> String {
+    format!("v{}-{}", p.version(), uuid::Uuid::now_v7().simple())
+}
+
+impl Projections {
+    /// Opens every read model under `root` and starts following the log.
+    /// A model whose stored build is of another version (or config) keeps
+    /// answering from it while a new build is made.
+    pub async fn open(
+        root: impl AsRef<Path>,
+        store: Arc<dyn EventStore>,
+        journal: Journal,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Result<Self, ProjectionError> {
+        let root = root.as_ref().to_owned();
+        let mut slots = BTreeMap::new();
+        let mut live = Vec::new();
+        let mut outdated = Vec::new();
+        for projection in projections {
+            let dir = root.join(projection.name());
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| storage("creating a read model folder", e))?;
+            let current = std::fs::read_to_string(dir.join("CURRENT")).ok();
+            let wanted = meta_of(projection.as_ref());
+            let (view, fresh) = match current.as_deref().map(str::trim) {
+                Some(build) if dir.join(build).is_dir() => {
+                    let view = tokio::task::spawn_blocking({
+                        let path = dir.join(build);
+                        let meta = wanted.clone();
+                        move || ViewDb::open_existing(&path, meta)
+                    })
+                    .await
+                    .map_err(|e| ProjectionError::Task(e.to_string()))??;
+                    let fresh = *view.meta() == wanted;
+                    (view, fresh)
+                }
+                _ => {
+                    let build = new_build_name(projection.as_ref());
+                    let view = ViewDb::open(&dir.join(&build), wanted.clone())?;
+                    write_current(&dir, &build)?;
+                    (view, true)
+                }
+            };
+            // Leftovers of rebuilds a crash interrupted.
+            let keep = view.dir().to_owned();
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for e in entries.flatten() {
+                    if e.path().is_dir() && e.path() != keep {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+            let checkpoint = view.checkpoint()?;
+            let view = Arc::new(view);
+            let (applied, _) = watch::channel(checkpoint);
+            let slot = Arc::new(Slot {
+                projection: projection.clone(),
+                dir,
+                active: RwLock::new(view.clone()),
+                applied,
+                stale: RwLock::new(!fresh),
+                rebuild: Mutex::new(None),
+            });
+            if fresh {
+                live.push((slot.clone(), view));
+            } else {
+                tracing::info!(
+                    model = slot.name(),
+                    version = projection.version(),
+                    "read model is of an older version; rebuilding it while the old one answers"
+                );
+                outdated.push(slot.clone());
+            }
+            slots.insert(projection.name(), slot);
+        }
+        let this = Self {
+            root,
+            store,
+            journal,
+            slots: Arc::new(slots),
+        };
+        if !live.is_empty() {
+            this.spawn_group(live, None);
+        }
+        for slot in outdated {
+            this.start_rebuild(&slot)?;
+        }
+        Ok(this)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn slot(&self, name: &str) -> Result<&Arc<Slot>, ProjectionError> {
+        self.slots
+            .get(name)
+            .ok_or_else(|| ProjectionError::Unknown(name.to_owned()))
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.slots.keys().copied().collect()
+    }
+
+    /// The build answering queries for `name`, once it has applied the log
+    /// up to `position` (read your own writes). A stale build answers at
+    /// once.
+    pub async fn view_at(
+        &self,
+        name: &str,
+        position: Option<Position>,
+        timeout: Duration,
+    ) -> Result<Arc<ViewDb>, ProjectionError> {
+        let slot = self.slot(name)?;
+        if let Some(wanted) = position
+            && !*slot
+                .stale
+                .read()
+                .map_err(|_| ProjectionError::Task("lock".into()))?
+        {
+            let mut rx = slot.applied.subscribe();
+            let started = Instant::now();
+            let wait = async {
+                loop {
+                    if *rx.borrow_and_update() >= Some(wanted) {
+                        return true;
+                    }
+                    if rx.changed().await.is_err() {
+                        return false;
+                    }
+                }
+            };
+            if !tokio::time::timeout(timeout, wait).await.unwrap_or(false) {
+                return Err(ProjectionError::NotCaughtUp {
+                    name: name.to_owned(),
+                    wanted,
+                    waited_ms: started.elapsed().as_millis(),
+                });
+            }
+        }
+        Ok(slot.current())
+    }
+
+    /// The build answering queries for `name`, caught up with the log as
+    /// it is now.
+    pub async fn view(&self, name: &str) -> Result<Arc<ViewDb>, ProjectionError> {
+        let head = self.store.head_position().await?;
+        self.view_at(name, head, Duration::from_secs(5)).await
+    }
+
+    pub async fn status(&self) -> Result<Vec<SlotStatus>, ProjectionError> {
+        let head = self.store.head_position().await?;
+        let mut out = Vec::new();
+        for slot in self.slots.values() {
+            let view = slot.current();
+            out.push(SlotStatus {
+                name: slot.name().to_owned(),
+                code_version: slot.projection.version(),
+                build: view
+                    .dir()
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                build_version: view.meta().version,
+                position: *slot.applied.borrow(),
+                head,
+                stale: slot.stale.read().map(|s| *s).unwrap_or(false),
+                rebuild: slot.rebuild_progress(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Starts rebuilding `name` (or every model for `None`) beside the
+    /// current builds; returns at once. Watch [`Projections::status`].
+    pub fn rebuild(&self, name: Option<&str>) -> Result<Vec<&'static str>, ProjectionError> {
+        let slots: Vec<Arc<Slot>> = match name {
+            Some(n) => vec![self.slot(n)?.clone()],
+            None => self.slots.values().cloned().collect(),
+        };
+        for slot in &slots {
+            if slot.rebuild_progress().is_some_and(|p| !p.finished) {
+                return Err(ProjectionError::Storage(format!(
+                    "`{}` is already being rebuilt",
+                    slot.name()
+                )));
+            }
+        }
+        let mut builds = Vec::new();
+        for slot in &slots {
+            builds.push((slot.clone(), self.new_build(slot)?));
+        }
+        self.spawn_group(builds, Some(Instant::now()));
+        Ok(slots.iter().map(|s| s.name()).collect())
+    }
+
+    fn start_rebuild(&self, slot: &Arc<Slot>) -> Result<(), ProjectionError> {
+        let view = self.new_build(slot)?;
+        self.spawn_group(vec![(slot.clone(), view)], Some(Instant::now()));
+        Ok(())
+    }
+
+    fn new_build(&self, slot: &Arc<Slot>) -> Result<Arc<ViewDb>, ProjectionError> {
+        let build = new_build_name(slot.projection.as_ref());
+        let view = Arc::new(ViewDb::open(
+            &slot.dir.join(&build),
+            meta_of(slot.projection.as_ref()),
+        )?);
+        if let Ok(mut r) = slot.rebuild.lock() {
+            *r = Some(RebuildProgress {
+                build,
+                target: None,
+                applied_events: 0,
+                position: None,
+                started: Instant::now(),
+                finished: false,
+                error: None,
+            });
+        }
+        Ok(view)
+    }
+
+    /// Keeps `builds` up to date from the log in one task, decoding each
+    /// event once. With `rebuild` set, each build replaces its slot's
+    /// active build once it has caught up.
+    fn spawn_group(&self, builds: Vec<(Arc<Slot>, Arc<ViewDb>)>, rebuild: Option<Instant>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.run_group(builds.clone(), rebuild.is_some()).await {
+                tracing::error!(error = %e, "a read model runner stopped");
+                for (slot, _) in &builds {
+                    if let Ok(mut r) = slot.rebuild.lock()
+                        && let Some(p) = r.as_mut()
+                        && !p.finished
+                    {
+                        p.error = Some(e.to_string());
+                        p.finished = true;
+                    }
+                }
+            }
+        });
+    }
+
+    async fn run_group(
+        &self,
+        builds: Vec<(Arc<Slot>, Arc<ViewDb>)>,
+        rebuilding: bool,
+    ) -> Result<(), ProjectionError> {
+        let mut members: Vec<Member> = Vec::new();
+        for (slot, view) in builds {
+            let checkpoint = view.checkpoint()?;
+            members.push(Member {
+                slot,
+                view,
+                checkpoint,
+                switched: !rebuilding,
+            });
+        }
+        let start = members.iter().map(|m| m.checkpoint).min().flatten();
+        let target = self.store.head_position().await?;
+        for m in &members {
+            if let Ok(mut r) = m.slot.rebuild.lock()
+                && let Some(p) = r.as_mut()
+                && !m.switched
+            {
+                p.target = target;
+                p.position = m.checkpoint;
+            }
+        }
+        let mut sub = self.store.subscribe_all(start).await?;
+        loop {
+            // Switch rebuilt builds that have caught up (also when the log
+            // is empty or the build was already there).
+            let head = self.store.head_position().await?;
+            for m in members.iter_mut().filter(|m| !m.switched) {
+                if m.checkpoint >= head {
+                    self.switch(m)?;
+                }
+            }
+            members.retain(|m| !m.view.is_retired());
+            if members.is_empty() {
+                return Ok(());
+            }
+            let Some(first) = sub.next().await else {
+                return Ok(()); // the store shut down
+            };
+            let mut batch = vec![first?];
+            while batch.len() < BATCH {
+                match sub.try_next() {
+                    Some(e) => batch.push(e?),
+                    None => break,
+                }
+            }
+            self.apply_batch(&mut members, batch).await?;
+        }
+    }
+
+    async fn apply_batch(
+        &self,
+        members: &mut [Member],
+        batch: Vec<RecordedEvent>,
+    ) -> Result<(), ProjectionError> {
+        let journal = self.journal.clone();
+        let work: Vec<Work> = members
+            .iter()
+            .map(|m| (m.slot.projection.clone(), m.view.clone(), m.checkpoint))
+            .collect();
+        let results = tokio::task::spawn_blocking(
+            move || -> Result<Vec<Option<Position>>, ProjectionError> {
+                let envelopes = batch
+                    .iter()
+                    .map(|r| {
+                        Ok(Envelope {
+                            position: r.position,
+                            stream: r.stream.to_string(),
+                            revision: r.revision.0,
+                            recorded_at: r.metadata.recorded_at,
+                            actor: r.metadata.actor.clone(),
+                            event: journal.decode(r)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, ProjectionError>>()?;
+                let last = envelopes.last().map(|e| e.position);
+                let mut out = Vec::with_capacity(work.len());
+                for (projection, view, checkpoint) in &work {
+                    if view.is_retired() {
+                        out.push(*checkpoint);
+                        continue;
+                    }
+                    let mut tx = view.tx();
+                    for env in envelopes.iter().filter(|e| Some(e.position) > *checkpoint) {
+                        projection.apply(&mut tx, env)?;
+                    }
+                    match last {
+                        Some(p) if Some(p) > *checkpoint => {
+                            tx.commit(p)?;
+                            out.push(Some(p));
+                        }
+                        _ => out.push(*checkpoint),
+                    }
+                }
+                Ok(out)
+            },
+        )
+        .await
+        .map_err(|e| ProjectionError::Task(e.to_string()))??;
+        for (m, checkpoint) in members.iter_mut().zip(results) {
+            let applied = match (checkpoint, m.checkpoint) {
+                (Some(new), Some(old)) => new.commit.saturating_sub(old.commit),
+                (Some(new), None) => new.commit,
+                _ => 0,
+            };
+            m.checkpoint = checkpoint;
+            if m.switched {
+                if Arc::ptr_eq(&m.slot.current(), &m.view) {
+                    m.slot.applied.send_replace(checkpoint);
+                }
+            } else if let Ok(mut r) = m.slot.rebuild.lock()
+                && let Some(p) = r.as_mut()
+            {
+                p.applied_events += applied;
+                p.position = checkpoint;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a caught-up rebuilt build the one answering queries.
+    fn switch(&self, m: &mut Member) -> Result<(), ProjectionError> {
+        let build = m
+            .view
+            .dir()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        m.view.flush()?;
+        write_current(&m.slot.dir, &build)?;
+        let old = {
+            let mut active = m
+                .slot
+                .active
+                .write()
+                .map_err(|_| ProjectionError::Task("lock".into()))?;
+            std::mem::replace(&mut *active, m.view.clone())
+        };
+        if let Ok(mut stale) = m.slot.stale.write() {
+            *stale = false;
+        }
+        m.slot.applied.send_replace(m.checkpoint);
+        old.retire();
+        m.switched = true;
+        if let Ok(mut r) = m.slot.rebuild.lock()
+            && let Some(p) = r.as_mut()
+        {
+            p.finished = true;
+            p.position = m.checkpoint;
+        }
+        tracing::info!(model = m.slot.name(), build = %build, "rebuilt read model now answers queries");
+        Ok(())
+    }
+}
+
+/// One build's share of a batch: its fold, its storage, its checkpoint.
+type Work = (Arc<dyn Projection>, Arc<ViewDb>, Option<Position>);
+
+struct Member {
+    slot: Arc<Slot>,
+    view: Arc<ViewDb>,
+    checkpoint: Option<Position>,
+    /// Already the slot's active build (or it was never a rebuild).
+    switched: bool,
+}

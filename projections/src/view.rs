@@ -1,0 +1,324 @@
+//! Where a read model lives: one sled database per projection *build*, in
+//! its own folder, so a rebuild writes fresh storage beside the old one and
+//! dropping the old build deletes its files — residues of purged personal
+//! data don't linger in reused sled pages.
+//!
+//! A build is one sled tree of prefixed keys. Its checkpoint (the last log
+//! position folded in) lives in the same tree and is written in the same
+//! atomic batch as the changes, so a crash never applies an event twice or
+//! skips one. Writes go through a [`Tx`]: reads see the transaction's own
+//! earlier writes, and `commit` turns it into one sled batch.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use callvault_store::Position;
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::projection::ProjectionError;
+
+const CHECKPOINT: &[u8] = b"\x00checkpoint";
+const META: &[u8] = b"\x00meta";
+/// sled's page cache per build; read models are small and numerous.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What a build says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BuildMeta {
+    pub name: String,
+    pub version: u32,
+    /// Anything else the projection's output depends on (e.g. the
+    /// retention policy version); a change forces a rebuild.
+    pub config: String,
+}
+
+/// One build of one read model.
+pub struct ViewDb {
+    dir: PathBuf,
+    // Fields drop in order: the database closes before `cleanup` removes
+    // its folder.
+    db: sled::Db,
+    meta: BuildMeta,
+    cleanup: Cleanup,
+}
+
+/// Deletes a retired build's folder when the build is dropped.
+struct Cleanup {
+    dir: PathBuf,
+    /// Set when a newer build took over: the folder is deleted once the
+    /// last user lets go.
+    retired: AtomicBool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.retired.load(Ordering::SeqCst)
+            && let Err(e) = std::fs::remove_dir_all(&self.dir)
+        {
+            tracing::warn!(folder = %self.dir.display(), error = %e, "could not delete a replaced read model");
+        }
+    }
+}
+
+fn sled_err(context: &str) -> impl FnOnce(sled::Error) -> ProjectionError + '_ {
+    move |e| ProjectionError::Storage(format!("{context}: {e}"))
+}
+
+impl ViewDb {
+    /// Opens a build in `dir` as it was made (its stored meta), or creates
+    /// it with `meta` if it is new.
+    pub fn open_existing(dir: &Path, meta: BuildMeta) -> Result<Self, ProjectionError> {
+        Self::open_inner(dir, meta, false)
+    }
+
+    /// Opens (or creates) a build in `dir`, which must be of `meta`.
+    pub fn open(dir: &Path, meta: BuildMeta) -> Result<Self, ProjectionError> {
+        Self::open_inner(dir, meta, true)
+    }
+
+    fn open_inner(dir: &Path, meta: BuildMeta, strict: bool) -> Result<Self, ProjectionError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ProjectionError::Storage(format!("creating {}: {e}", dir.display())))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(sled_err("opening a read model"))?;
+        let meta = match db
+            .get(META)
+            .map_err(sled_err("reading a read model's meta"))?
+        {
+            Some(bytes) => {
+                let stored: BuildMeta = serde_json::from_slice(&bytes)
+                    .map_err(|e| ProjectionError::Storage(format!("read model meta: {e}")))?;
+                if strict && stored != meta {
+                    return Err(ProjectionError::Storage(format!(
+                        "{} holds {stored:?}, not {meta:?}",
+                        dir.display()
+                    )));
+                }
+                stored
+            }
+            None => {
+                let bytes = serde_json::to_vec(&meta).unwrap_or_default();
+                db.insert(META, bytes)
+                    .map_err(sled_err("writing a read model's meta"))?;
+                meta
+            }
+        };
+        Ok(Self {
+            dir: dir.to_owned(),
+            db,
+            meta,
+            cleanup: Cleanup {
+                dir: dir.to_owned(),
+                retired: AtomicBool::new(false),
+            },
+        })
+    }
+
+    pub fn meta(&self) -> &BuildMeta {
+        &self.meta
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last log position folded into this build.
+    pub fn checkpoint(&self) -> Result<Option<Position>, ProjectionError> {
+        match self
+            .db
+            .get(CHECKPOINT)
+            .map_err(sled_err("reading a checkpoint"))?
+        {
+            Some(b) => {
+                let arr: [u8; 16] = b
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| ProjectionError::Storage("checkpoint is not 16 bytes".into()))?;
+                Ok(Some(Position::from_be_bytes(arr)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
+        Ok(self
+            .db
+            .get(key)
+            .map_err(sled_err("reading a read model"))?
+            .map(|v| v.to_vec()))
+    }
+
+    pub fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ProjectionError> {
+        self.get(key)?
+            .map(|b| {
+                serde_json::from_slice(&b)
+                    .map_err(|e| ProjectionError::Storage(format!("a read model row: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Entries under `prefix` in key order (or reverse), starting at or
+    /// after (before, in reverse) `from` when given.
+    pub fn scan(
+        &self,
+        prefix: &[u8],
+        from: Option<&[u8]>,
+        reverse: bool,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), ProjectionError>> + '_ {
+        let mut end = prefix.to_vec();
+        let upper = loop {
+            match end.pop() {
+                Some(0xff) => continue,
+                Some(b) => {
+                    end.push(b + 1);
+                    break Some(end);
+                }
+                None => break None,
+            }
+        };
+        let lower = prefix.to_vec();
+        let iter: Box<dyn DoubleEndedIterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            match (reverse, from, upper) {
+                (false, Some(f), Some(u)) => Box::new(self.db.range(f.to_vec()..u)),
+                (false, Some(f), None) => Box::new(self.db.range(f.to_vec()..)),
+                (false, None, Some(u)) => Box::new(self.db.range(lower..u)),
+                (false, None, None) => Box::new(self.db.range(lower..)),
+                (true, Some(f), _) => Box::new(self.db.range(lower..=f.to_vec()).rev()),
+                (true, None, Some(u)) => Box::new(self.db.range(lower..u).rev()),
+                (true, None, None) => Box::new(self.db.range(lower..).rev()),
+            };
+        iter.map(|r| {
+            r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(|e| ProjectionError::Storage(format!("scanning a read model: {e}")))
+        })
+    }
+
+    /// Starts a transaction.
+    pub fn tx(&self) -> Tx<'_> {
+        Tx {
+            db: self,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// Every key and value (for digests in tests and `projections verify`).
+    pub fn digest(&self) -> Result<String, ProjectionError> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for entry in self.db.iter() {
+            let (k, v) = entry.map_err(sled_err("digesting a read model"))?;
+            if k.as_ref() == META {
+                continue;
+            }
+            h.update((k.len() as u64).to_be_bytes());
+            h.update(&k);
+            h.update((v.len() as u64).to_be_bytes());
+            h.update(&v);
+        }
+        Ok(hex::encode(h.finalize()))
+    }
+
+    /// How many entries the build holds.
+    pub fn len(&self) -> usize {
+        self.db.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.db.is_empty()
+    }
+
+    /// Marks the build as replaced: its folder goes when the last user
+    /// drops it.
+    pub fn retire(&self) {
+        self.cleanup.retired.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.cleanup.retired.load(Ordering::SeqCst)
+    }
+
+    pub fn flush(&self) -> Result<(), ProjectionError> {
+        self.db.flush().map_err(sled_err("flushing a read model"))?;
+        Ok(())
+    }
+}
+
+/// Changes to one build, committed atomically with a checkpoint.
+pub struct Tx<'a> {
+    db: &'a ViewDb,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Tx<'_> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.db.get(key),
+        }
+    }
+
+    pub fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ProjectionError> {
+        self.get(key)?
+            .map(|b| {
+                serde_json::from_slice(&b)
+                    .map_err(|e| ProjectionError::Storage(format!("a read model row: {e}")))
+            })
+            .transpose()
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    pub fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.put(key, serde_json::to_vec(value).unwrap_or_default());
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    pub fn pending(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// Keys under `prefix`, as stored plus this transaction's own writes.
+    pub fn scan_keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, ProjectionError> {
+        let mut keys: std::collections::BTreeSet<Vec<u8>> = std::collections::BTreeSet::new();
+        for entry in self.db.scan(prefix, None, false) {
+            keys.insert(entry?.0);
+        }
+        for (k, v) in self.writes.range(prefix.to_vec()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            match v {
+                Some(_) => keys.insert(k.clone()),
+                None => keys.remove(k),
+            };
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    /// Writes everything and the new checkpoint in one atomic batch.
+    pub fn commit(self, checkpoint: Position) -> Result<(), ProjectionError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in self.writes {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        batch.insert(CHECKPOINT, &checkpoint.to_be_bytes()[..]);
+        self.db
+            .db
+            .apply_batch(batch)
+            .map_err(sled_err("committing a read model batch"))
+    }
+}

@@ -1,0 +1,552 @@
+//! Each read model folded over a fixed log gives the expected view.
+
+use callvault_domain::{
+    CallId, ContactRef, Event, HoldId, PhoneNumber, Purpose, RecordingId, RetentionPolicy, Role,
+    StaffId,
+    access::{AccessDenied, AccessMode, RecordingAccessed},
+    call::*,
+    personal::Personal,
+    staff::{AccessRightsReviewed, RoleGranted, RoleRevoked},
+};
+use callvault_projections::{
+    Envelope, Projection,
+    models::{access_audit, calls, retention, staff_rights, stats, subjects},
+    view::{BuildMeta, ViewDb},
+};
+use callvault_store::Position;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+
+fn t(day: u32, h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, day, h, m, 0).unwrap()
+}
+
+fn id(n: u128) -> CallId {
+    CallId(uuid::Uuid::from_u128(n))
+}
+
+fn rec(n: u128) -> RecordingId {
+    RecordingId(uuid::Uuid::from_u128(1000 + n))
+}
+
+fn staff(s: &str) -> StaffId {
+    StaffId::parse(s).unwrap()
+}
+
+fn phone(s: &str) -> PhoneNumber {
+    PhoneNumber::parse(s).unwrap()
+}
+
+fn started(n: u128, caller: &str, service: &str, agent: &str, at: DateTime<Utc>) -> Event {
+    CallStarted {
+        call_id: id(n),
+        direction: if n % 2 == 0 {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        },
+        caller: Personal::new(phone(caller)),
+        service_number: phone(service),
+        agent: staff(agent),
+        agent_name: Personal::new(agent.to_uppercase()),
+        agent_number: None,
+        started_at: at,
+    }
+    .into()
+}
+
+fn ended(n: u128, at: DateTime<Utc>) -> Event {
+    CallEnded {
+        call_id: id(n),
+        ended_at: at,
+    }
+    .into()
+}
+
+fn stored(n: u128, r: u128, at: DateTime<Utc>) -> Event {
+    RecordingStored {
+        call_id: id(n),
+        recording_id: rec(r),
+        codec: "audio/wav".into(),
+        duration_ms: None,
+        size_bytes: 10,
+        ciphertext_sha256: "ab".repeat(32),
+        stored_at: at,
+    }
+    .into()
+}
+
+fn fold(projection: &dyn Projection, events: &[Event]) -> (tempfile::TempDir, ViewDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let view = ViewDb::open(
+        &dir.path().join("build"),
+        BuildMeta {
+            name: projection.name().into(),
+            version: projection.version(),
+            config: projection.config(),
+        },
+    )
+    .unwrap();
+    // Two batches, to cover reads of a previous batch's writes as well as
+    // of the same batch's.
+    let half = events.len() / 2;
+    for (chunk_start, chunk) in [(0, &events[..half]), (half, &events[half..])] {
+        let mut tx = view.tx();
+        for (i, e) in chunk.iter().enumerate() {
+            let position = Position::sequence((chunk_start + i + 1) as u64);
+            projection
+                .apply(
+                    &mut tx,
+                    &Envelope {
+                        position,
+                        stream: e.stream_name(),
+                        revision: 0,
+                        recorded_at: e.occurred_at(),
+                        actor: "tester".into(),
+                        event: e.clone(),
+                    },
+                )
+                .unwrap();
+        }
+        tx.commit(Position::sequence((chunk_start + chunk.len()) as u64))
+            .unwrap();
+    }
+    (dir, view)
+}
+
+fn call_log() -> Vec<Event> {
+    vec![
+        started(1, "040 123 4567", "0295 50 2000", "anna", t(3, 9, 0)),
+        ended(1, t(3, 9, 2)),
+        stored(1, 1, t(3, 9, 3)),
+        started(2, "+358 40 123 4567", "0295 50 2000", "bob", t(3, 10, 0)),
+        ended(2, t(3, 10, 10)),
+        started(3, "050 765 4321", "0295 50 3000", "anna", t(4, 11, 0)),
+        ended(3, t(4, 11, 1)),
+        stored(3, 3, t(4, 11, 2)),
+        HoldPlaced {
+            contact: ContactRef::Call(id(3)),
+            hold_id: HoldId(uuid::Uuid::from_u128(77)),
+            case_reference: "KELA/1".into(),
+            reason: Personal::new("complaint".into()),
+            review_by: NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(),
+            placed_at: t(5, 8, 0),
+        }
+        .into(),
+        started(4, "040 999 0000", "0295 50 2000", "carl", t(5, 12, 0)),
+        ProcessingRestricted {
+            contact: ContactRef::Call(id(4)),
+            case_reference: "KELA/2".into(),
+            reason: Personal::new("contested".into()),
+            restricted_at: t(5, 12, 30),
+        }
+        .into(),
+        RecordingPurged {
+            call_id: id(1),
+            recording_id: rec(1),
+            reason: PurgeReason::RetentionExpired,
+            policy_version: 1,
+            key_bucket: "b".into(),
+            purged_at: t(6, 0, 0),
+        }
+        .into(),
+        ContactHistoryPurged {
+            contact: ContactRef::Call(id(1)),
+            reason: PurgeReason::RetentionExpired,
+            policy_version: 1,
+            key_bucket: "b".into(),
+            purged_at: t(6, 0, 0),
+        }
+        .into(),
+    ]
+}
+
+fn ids(page: &calls::CallPage) -> Vec<String> {
+    page.items.iter().map(|r| r.id.clone()).collect()
+}
+
+#[test]
+fn calls_are_found_by_a_number_typed_any_way_newest_first() {
+    let (_d, view) = fold(&calls::Calls, &call_log());
+    let filter = calls::CallFilter {
+        caller: Some(phone("040-1234567")),
+        ..Default::default()
+    };
+    let page = calls::search(&view, &filter, None, 10).unwrap();
+    // Call 1's contact data was purged: its number is no longer searchable.
+    assert_eq!(ids(&page), vec![id(2).to_string()]);
+    let row = calls::get(&view, id(1)).unwrap().unwrap();
+    assert_eq!(row.caller, None);
+    assert!(row.personal_data_shredded);
+    assert_eq!(row.agent_name, None);
+}
+
+#[test]
+fn calls_filter_by_agent_service_time_direction_duration_and_status() {
+    let (_d, view) = fold(&calls::Calls, &call_log());
+    let search = |f: calls::CallFilter| ids(&calls::search(&view, &f, None, 10).unwrap());
+    assert_eq!(
+        search(calls::CallFilter {
+            agent: Some(staff("anna")),
+            ..Default::default()
+        }),
+        vec![id(3).to_string(), id(1).to_string()]
+    );
+    assert_eq!(
+        search(calls::CallFilter {
+            service_number: Some(phone("0295 50 2000")),
+            started_from: Some(t(3, 9, 30)),
+            started_to: Some(t(5, 0, 0)),
+            ..Default::default()
+        }),
+        vec![id(2).to_string()]
+    );
+    assert_eq!(
+        search(calls::CallFilter {
+            direction: Some(Direction::Outbound),
+            ..Default::default()
+        }),
+        vec![id(4).to_string(), id(2).to_string()]
+    );
+    assert_eq!(
+        search(calls::CallFilter {
+            min_duration_seconds: Some(300),
+            ..Default::default()
+        }),
+        vec![id(2).to_string()]
+    );
+    assert_eq!(
+        search(calls::CallFilter {
+            max_duration_seconds: Some(90),
+            ..Default::default()
+        }),
+        vec![id(3).to_string()]
+    );
+    assert_eq!(
+        search(calls::CallFilter {
+            status: Some(calls::Status::Held),
+            ..Default::default()
+        }),
+        vec![id(3).to_string()]
+    );
+    assert_eq!(
+        search(calls::CallFilter {
+            status: Some(calls::Status::Restricted),
+            ..Default::default()
+        }),
+        vec![id(4).to_string()]
+    );
+    assert_eq!(
+        search(calls::CallFilter {
+            status: Some(calls::Status::Purged),
+            ..Default::default()
+        }),
+        vec![id(1).to_string()]
+    );
+    assert_eq!(
+        search(calls::CallFilter {
+            status: Some(calls::Status::Recorded),
+            ..Default::default()
+        }),
+        vec![id(3).to_string()]
+    );
+}
+
+#[test]
+fn call_pages_are_stable_and_never_repeat() {
+    let (_d, view) = fold(&calls::Calls, &call_log());
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page =
+            calls::search(&view, &calls::CallFilter::default(), after.as_deref(), 1).unwrap();
+        seen.extend(ids(&page));
+        match page.next_cursor {
+            Some(c) if !page.items.is_empty() => after = Some(c),
+            _ => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            id(4).to_string(),
+            id(3).to_string(),
+            id(2).to_string(),
+            id(1).to_string()
+        ]
+    );
+}
+
+fn access(
+    actor: &str,
+    call: u128,
+    purpose: Purpose,
+    break_glass: bool,
+    at: DateTime<Utc>,
+) -> Event {
+    RecordingAccessed {
+        actor: staff(actor),
+        role: Some(Role::Supervisor),
+        call_id: id(call),
+        recording_id: rec(call),
+        purpose,
+        mode: AccessMode::Listen,
+        case_reference: None,
+        reason: break_glass.then(|| Personal::new("incident 42".to_owned())),
+        break_glass,
+        accessed_at: at,
+    }
+    .into()
+}
+
+#[test]
+fn the_access_audit_answers_by_actor_call_purpose_time_and_flags() {
+    let mut log = call_log();
+    log.extend([
+        access("sue", 3, Purpose::Quality, false, t(7, 9, 0)),
+        access("mike", 3, Purpose::Maintenance, true, t(7, 10, 0)),
+        access("sue", 2, Purpose::Training, false, t(8, 9, 0)),
+        AccessDenied {
+            actor: staff("anna"),
+            role: Some(Role::Agent),
+            action: "play_recording".into(),
+            contact: Some(ContactRef::Call(id(2))),
+            recording_id: None,
+            purpose: Some(Purpose::Verification),
+            case_reference: None,
+            rule: "agents see only their own calls".into(),
+            denied_at: t(8, 10, 0),
+        }
+        .into(),
+    ]);
+    let (_d, view) = fold(&access_audit::AccessAudit, &log);
+    let q = |f: access_audit::AccessFilter| {
+        access_audit::query(&view, &f, None, 50)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| (r.actor, r.at))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        q(access_audit::AccessFilter {
+            actor: Some("sue".into()),
+            ..Default::default()
+        }),
+        vec![("sue".into(), t(8, 9, 0)), ("sue".into(), t(7, 9, 0))]
+    );
+    assert_eq!(
+        q(access_audit::AccessFilter {
+            contact: Some(ContactRef::Call(id(3))),
+            ..Default::default()
+        })
+        .len(),
+        2
+    );
+    assert_eq!(
+        q(access_audit::AccessFilter {
+            break_glass_only: true,
+            ..Default::default()
+        }),
+        vec![("mike".into(), t(7, 10, 0))]
+    );
+    assert_eq!(
+        q(access_audit::AccessFilter {
+            denied_only: true,
+            ..Default::default()
+        }),
+        vec![("anna".into(), t(8, 10, 0))]
+    );
+    assert_eq!(
+        q(access_audit::AccessFilter {
+            purpose: Some(Purpose::Training),
+            ..Default::default()
+        }),
+        vec![("sue".into(), t(8, 9, 0))]
+    );
+    assert_eq!(
+        q(access_audit::AccessFilter {
+            from: Some(t(7, 9, 30)),
+            to: Some(t(8, 9, 30)),
+            ..Default::default()
+        }),
+        vec![("sue".into(), t(8, 9, 0)), ("mike".into(), t(7, 10, 0))]
+    );
+    let all = access_audit::query(&view, &Default::default(), None, 50)
+        .unwrap()
+        .items;
+    let glass = all.iter().find(|r| r.break_glass).unwrap();
+    assert_eq!(glass.reason.as_deref(), Some("incident 42"));
+    assert!(
+        !all.iter()
+            .find(|r| r.kind == access_audit::AccessKind::Denied)
+            .unwrap()
+            .allowed
+    );
+}
+
+#[test]
+fn the_retention_queue_lists_recordings_by_expiry_with_what_keeps_them() {
+    let (_d, view) = fold(
+        &retention::Retention {
+            policy: RetentionPolicy::default(),
+        },
+        &call_log(),
+    );
+    let from = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+    let to = Utc.with_ymd_and_hms(2027, 12, 1, 0, 0, 0).unwrap();
+    let queue = retention::queue(&view, from, to, 10).unwrap();
+    // Recording 1 was purged; recording 3 expires a year after call 3 ended
+    // and is held.
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].recording_id, rec(3).to_string());
+    assert_eq!(
+        queue[0].expires_at,
+        Utc.with_ymd_and_hms(2027, 3, 4, 11, 1, 0).unwrap()
+    );
+    assert!(queue[0].kept());
+    assert_eq!(queue[0].holds[0].case_reference, "KELA/1");
+    let kept = retention::kept(&view, 10).unwrap();
+    assert_eq!(kept.len(), 2, "the held call and the restricted one");
+}
+
+#[test]
+fn the_subject_view_shows_every_call_of_the_numbers_with_recordings_and_accesses() {
+    let mut log = call_log();
+    log.push(access("sue", 3, Purpose::Quality, false, t(7, 9, 0)));
+    let (_d, view) = fold(&subjects::Subjects, &log);
+    let calls = subjects::lookup(
+        &view,
+        &[phone("050 765 4321"), phone("+358 40 123 4567")],
+        10,
+    )
+    .unwrap();
+    let found: Vec<&str> = calls.iter().map(|c| c.call_id.as_str()).collect();
+    assert_eq!(found, vec![id(3).to_string(), id(2).to_string()]);
+    assert_eq!(calls[0].recordings.len(), 1);
+    assert_eq!(calls[0].accesses[0].actor, "sue");
+    assert_eq!(calls[0].accesses[0].purpose, "quality");
+    assert!(calls[1].recordings.is_empty(), "call 2 was not recorded");
+}
+
+#[test]
+fn staff_rights_are_known_now_and_at_any_past_instant() {
+    let log: Vec<Event> = vec![
+        RoleGranted {
+            staff_id: staff("sue"),
+            role: Role::Supervisor,
+            supervises: vec![staff("anna")],
+            decision_reference: None,
+            granted_at: t(1, 8, 0),
+        }
+        .into(),
+        RoleGranted {
+            staff_id: staff("sue"),
+            role: Role::Analyst,
+            supervises: vec![],
+            decision_reference: None,
+            granted_at: t(1, 8, 0),
+        }
+        .into(),
+        RoleGranted {
+            staff_id: staff("sue"),
+            role: Role::Supervisor,
+            supervises: vec![staff("anna"), staff("bob")],
+            decision_reference: Some("HR/2".into()),
+            granted_at: t(10, 8, 0),
+        }
+        .into(),
+        RoleRevoked {
+            staff_id: staff("sue"),
+            role: Role::Analyst,
+            decision_reference: None,
+            revoked_at: t(15, 8, 0),
+        }
+        .into(),
+        AccessRightsReviewed {
+            staff_id: staff("sue"),
+            removed: vec![],
+            next_review_by: NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(),
+            reviewed_at: t(16, 8, 0),
+        }
+        .into(),
+        RoleGranted {
+            staff_id: staff("bob"),
+            role: Role::Agent,
+            supervises: vec![],
+            decision_reference: None,
+            granted_at: t(2, 8, 0),
+        }
+        .into(),
+    ];
+    let (_d, view) = fold(&staff_rights::StaffRights, &log);
+    let roles_at = |at| {
+        let mut r: Vec<(String, Role, usize)> = staff_rights::rights_at(&view, Some("sue"), at)
+            .unwrap()
+            .into_iter()
+            .map(|g| (g.staff_id, g.role, g.supervises.len()))
+            .collect();
+        r.sort();
+        r
+    };
+    assert_eq!(roles_at(t(1, 7, 0)), vec![]);
+    assert_eq!(
+        roles_at(t(5, 0, 0)),
+        vec![
+            ("sue".into(), Role::Supervisor, 1),
+            ("sue".into(), Role::Analyst, 0)
+        ]
+    );
+    assert_eq!(
+        roles_at(t(20, 0, 0)),
+        vec![("sue".into(), Role::Supervisor, 2)]
+    );
+    let due =
+        staff_rights::reviews_due(&view, NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()).unwrap();
+    assert_eq!(
+        due,
+        vec![
+            ("bob".into(), None),
+            ("sue".into(), NaiveDate::from_ymd_opt(2026, 9, 1))
+        ]
+    );
+    assert_eq!(staff_rights::history(&view, "sue").unwrap().len(), 3);
+}
+
+#[test]
+fn stats_count_calls_recordings_holds_and_duration_percentiles_per_service_and_day() {
+    let mut log = vec![
+        started(11, "040 111 1111", "0295 50 2000", "anna", t(3, 9, 0)),
+        ended(11, t(3, 9, 1)),
+        stored(11, 11, t(3, 9, 2)),
+        started(12, "040 111 1112", "0295 50 2000", "anna", t(3, 10, 0)),
+        ended(12, t(3, 10, 2)),
+        started(13, "040 111 1113", "0295 50 2000", "anna", t(3, 11, 0)),
+        ended(13, t(3, 11, 10)),
+        started(14, "040 111 1114", "0295 50 3000", "anna", t(3, 11, 0)),
+    ];
+    log.push(
+        HoldPlaced {
+            contact: ContactRef::Call(id(12)),
+            hold_id: HoldId(uuid::Uuid::from_u128(5)),
+            case_reference: "x".into(),
+            reason: Personal::new("y".into()),
+            review_by: NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(),
+            placed_at: t(4, 0, 0),
+        }
+        .into(),
+    );
+    let (_d, view) = fold(&stats::Stats, &log);
+    let day = NaiveDate::from_ymd_opt(2026, 3, 3).unwrap();
+    let (total, rows) = stats::totals(&view, day, day, Some("+358295502000")).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(total.calls, 3);
+    assert_eq!(total.recorded, 1);
+    assert!((total.recorded_share() - 1.0 / 3.0).abs() < 1e-9);
+    assert_eq!(total.held, 1);
+    assert_eq!(total.percentile(0.5), Some(120));
+    assert_eq!(total.percentile(0.9), Some(600));
+    assert_eq!(total.max_duration, 600);
+    let (all, rows) = stats::totals(&view, day, day, None).unwrap();
+    assert_eq!(all.calls, 4);
+    assert_eq!(rows.len(), 2);
+}
