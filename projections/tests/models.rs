@@ -39,7 +39,7 @@ fn phone(s: &str) -> PhoneNumber {
 fn started(n: u128, caller: &str, service: &str, agent: &str, at: DateTime<Utc>) -> Event {
     CallStarted {
         call_id: id(n),
-        direction: if n % 2 == 0 {
+        direction: if n.is_multiple_of(2) {
             Direction::Outbound
         } else {
             Direction::Inbound
