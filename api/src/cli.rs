@@ -14,6 +14,8 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
+use callvault_projections::Projections;
+
 use crate::{
     config::{Config, ProcessEnv, StoreBackend},
     http::{AppState, app},
@@ -65,6 +67,31 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The read models (search indexes, access audit, statistics…).
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Each read model's version, position, lag and any rebuild.
+    Status,
+    /// Rebuild a read model (or all) beside the live one, then switch to
+    /// it. Talks to the running service if there is one (no downtime);
+    /// otherwise rebuilds here. Shows progress with rate and ETA.
+    Rebuild {
+        /// `calls`, `access_audit`, `retention`, `subjects`,
+        /// `staff_rights`, `stats`; all when left out.
+        name: Option<String>,
+        /// The running service, when it is not at the configured address.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// A SHA-256 digest of each read model's contents (compare two data
+    /// folders, or a model with a fresh rebuild of it).
+    Digest,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +172,124 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay { after, limit } => replay(config, after, limit).await,
         Command::Retention { command } => retention_command(config, command).await,
         Command::Keys { command } => keys_command(config, command).await,
+        Command::Projections { command } => projections_command(config, command).await,
+    }
+}
+
+fn is_in_use(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.to_string().contains("is in use by another process"))
+}
+
+async fn projections_command(
+    config: Config,
+    command: ProjectionsCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        ProjectionsCommand::Status => {
+            let registry = open_registry(&config, clock(None)).await?;
+            let projections = open_projections(&config, &registry).await?;
+            print_status(&projections.status().await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ProjectionsCommand::Digest => {
+            let registry = open_registry(&config, clock(None)).await?;
+            let projections = open_projections(&config, &registry).await?;
+            for name in projections.names() {
+                let view = projections.view(name).await?;
+                let digest = tokio::task::spawn_blocking(move || view.digest()).await??;
+                println!("{name:<14} {digest}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ProjectionsCommand::Rebuild { name, url } => {
+            if let Some(url) = url {
+                return crate::remote::rebuild(&url, name.as_deref()).await;
+            }
+            let registry = match open_registry(&config, clock(None)).await {
+                Ok(r) => r,
+                Err(e) if is_in_use(&e) => {
+                    let url = format!("http://{}", config.listen);
+                    eprintln!(
+                        "the service is running; asking it at {url} to rebuild without downtime"
+                    );
+                    return crate::remote::rebuild(&url, name.as_deref()).await;
+                }
+                Err(e) => return Err(e),
+            };
+            let projections = open_projections(&config, &registry).await?;
+            let names = projections.rebuild(name.as_deref())?;
+            let bar = progress_bar(&names.join(", "));
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                let status = projections.status().await?;
+                let rebuilding: Vec<_> = status
+                    .iter()
+                    .filter(|s| names.contains(&s.name.as_str()))
+                    .filter_map(|s| s.rebuild.clone())
+                    .collect();
+                if let Some(err) = rebuilding.iter().find_map(|r| r.error.clone()) {
+                    bar.abandon();
+                    anyhow::bail!("the rebuild failed: {err}");
+                }
+                let fraction = rebuilding.iter().map(|r| r.fraction()).sum::<f64>()
+                    / rebuilding.len().max(1) as f64;
+                let applied: u64 = rebuilding.iter().map(|r| r.applied_events).sum();
+                bar.set_position((fraction * 1000.0) as u64);
+                bar.set_message(format!("{applied} events folded"));
+                if rebuilding.iter().all(|r| r.finished) {
+                    bar.finish_with_message(format!("{applied} events folded; switched"));
+                    break;
+                }
+            }
+            print_status(&projections.status().await?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub(crate) fn progress_bar(what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(1000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {percent:>3}% eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(format!("rebuilding {what}"));
+    bar
+}
+
+fn print_status(status: &[callvault_projections::SlotStatus]) {
+    println!(
+        "{:<14} {:>7} {:>10} {:>10} {:>8}  build",
+        "model", "version", "position", "head", "lag"
+    );
+    for s in status {
+        let lag = match (s.head, s.position) {
+            (Some(h), Some(p)) => h.commit.saturating_sub(p.commit),
+            (Some(h), None) => h.commit,
+            _ => 0,
+        };
+        let mut note = String::new();
+        if s.stale {
+            note.push_str("  (older version, rebuilding)");
+        }
+        if let Some(r) = &s.rebuild
+            && !r.finished
+        {
+            note.push_str(&format!("  rebuilding {:.0}%", r.fraction() * 100.0));
+        }
+        println!(
+            "{:<14} {:>7} {:>10} {:>10} {:>8}  {}{}",
+            s.name,
+            s.build_version,
+            s.position.map_or("-".into(), |p| p.to_string()),
+            s.head.map_or("-".into(), |p| p.to_string()),
+            lag,
+            s.build,
+            note
+        );
     }
 }
 
@@ -254,6 +399,20 @@ async fn retention_command(config: Config, command: RetentionCommand) -> anyhow:
                     println!("  {:<50} {}", i.owner, i.outcome);
                 }
             }
+            let purged = report.buckets.iter().any(|b| b.kek_destroyed);
+            if purged {
+                // The read models held the purged data in clear: rebuild
+                // them into fresh storage so no residue stays in their files.
+                let projections = open_projections(&config, &registry).await?;
+                let names = projections.rebuild_many(&callvault_projections::WITH_PERSONAL_DATA)?;
+                if !json {
+                    println!(
+                        "Rebuilding the read models that held personal data ({}) …",
+                        names.join(", ")
+                    );
+                }
+                projections.wait_for_rebuilds().await?;
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -317,10 +476,32 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> 
     }
 }
 
+/// Opens the read models (catching up with the log in the background).
+pub async fn open_projections(config: &Config, registry: &Registry) -> anyhow::Result<Projections> {
+    Projections::open(
+        config.projections_dir(),
+        registry.store().clone(),
+        registry.journal().clone(),
+        callvault_projections::all(config.retention),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "opening the read models in {}",
+            config.projections_dir().display()
+        )
+    })
+}
+
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let registry = open_registry(&config, Arc::new(SystemClock)).await?;
+    let projections = open_projections(&config, &registry).await?;
     if let Some(every) = config.retention_interval {
-        tokio::spawn(retention_schedule(registry.clone(), every));
+        tokio::spawn(retention_schedule(
+            registry.clone(),
+            projections.clone(),
+            every,
+        ));
     }
     let listener = TcpListener::bind(config.listen)
         .await
@@ -335,7 +516,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     );
     axum::serve(
         listener,
-        app(AppState::new(registry, config.max_upload_bytes)),
+        app(AppState::new(
+            registry,
+            projections,
+            config.max_upload_bytes,
+        )),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
@@ -345,7 +530,13 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs retention every `every`, starting one interval after start-up.
-async fn retention_schedule(registry: Registry, every: std::time::Duration) {
+/// After a purge the read models that held the purged personal data are
+/// rebuilt into fresh storage, so no residue lingers in their files.
+async fn retention_schedule(
+    registry: Registry,
+    projections: Projections,
+    every: std::time::Duration,
+) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tick.tick().await;
@@ -355,6 +546,10 @@ async fn retention_schedule(registry: Registry, every: std::time::Duration) {
                     buckets = report.buckets.len(),
                     "scheduled retention run purged buckets"
                 );
+                if let Err(e) = projections.rebuild_many(&callvault_projections::WITH_PERSONAL_DATA)
+                {
+                    tracing::warn!(error = %e, "could not compact the read models after a purge");
+                }
             }
             Ok(_) => {}
             Err(e) => {

@@ -302,6 +302,11 @@ impl Config {
     pub fn blob_dir(&self) -> PathBuf {
         self.data_dir.join("blobs")
     }
+
+    /// The read models.
+    pub fn projections_dir(&self) -> PathBuf {
+        self.data_dir.join("projections")
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use axum::{
     routing::{get, post},
 };
 use callvault_domain::StaffId;
+use callvault_projections::Projections;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 use crate::{
@@ -32,16 +33,18 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Registry,
+    pub projections: Projections,
     pub schema: CallvaultSchema,
     /// Largest recording accepted.
     pub max_upload_bytes: u64,
 }
 
 impl AppState {
-    pub fn new(registry: Registry, max_upload_bytes: u64) -> Self {
-        let schema = crate::graphql::schema(registry.clone());
+    pub fn new(registry: Registry, projections: Projections, max_upload_bytes: u64) -> Self {
+        let schema = crate::graphql::schema(registry.clone(), projections.clone());
         Self {
             registry,
+            projections,
             schema,
             max_upload_bytes,
         }

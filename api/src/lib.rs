@@ -9,6 +9,7 @@ pub mod custody;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod remote;
 pub mod retention;
 pub mod service;
 pub mod telemetry;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 #[tokio::test]
 async fn a_started_and_ended_call_can_be_read_back() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let started = app.start_call(json!({})).await;
     assert_eq!(started["errors"], Value::Null, "{started}");
     let call = &started["data"]["startCall"]["call"];
@@ -41,7 +41,7 @@ async fn a_started_and_ended_call_can_be_read_back() {
 
 #[tokio::test]
 async fn an_unknown_call_reads_as_null_and_ending_it_is_not_found() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let id = "0190b7a6-7a3e-7f00-8000-000000000001";
     let read = app.gql(GET, json!({"id": id})).await;
     assert_eq!(read["data"]["call"], Value::Null);
@@ -52,7 +52,7 @@ async fn an_unknown_call_reads_as_null_and_ending_it_is_not_found() {
 
 #[tokio::test]
 async fn ending_a_call_twice_is_a_conflict_and_writes_nothing() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let started = app.start_call(json!({})).await;
     let id = started["data"]["startCall"]["call"]["id"].clone();
     let first = app
@@ -77,7 +77,7 @@ async fn ending_a_call_twice_is_a_conflict_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_malformed_phone_number_is_invalid_input_naming_the_field() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let response = app
         .start_call(json!({"callerNumber": "040-12x-4567"}))
         .await;
@@ -90,7 +90,7 @@ async fn a_malformed_phone_number_is_invalid_input_naming_the_field() {
 
 #[tokio::test]
 async fn a_wrong_expected_revision_is_a_conflict_and_writes_nothing() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let started = app.start_call(json!({})).await;
     let id = started["data"]["startCall"]["call"]["id"].clone();
     assert_eq!(started["data"]["startCall"]["call"]["revision"], 0);
@@ -108,7 +108,7 @@ async fn a_wrong_expected_revision_is_a_conflict_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_retried_start_with_a_source_id_is_recognised_not_duplicated() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let source = json!({"sourceSystem": "pbx", "sourceCallId": "A-1001"});
     let first = app.start_call(source.clone()).await;
     assert_eq!(first["data"]["startCall"]["replayed"], false, "{first}");
@@ -130,7 +130,7 @@ async fn a_retried_start_with_a_source_id_is_recognised_not_duplicated() {
 
 #[tokio::test]
 async fn giving_both_a_call_id_and_a_source_id_is_invalid() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let response = app
         .start_call(json!({"callId": "0190b7a6-7a3e-7f00-8000-000000000001", "sourceSystem": "pbx", "sourceCallId": "1"}))
         .await;
@@ -140,7 +140,7 @@ async fn giving_both_a_call_id_and_a_source_id_is_invalid() {
 
 #[tokio::test]
 async fn a_call_cannot_end_before_it_started() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let started = app.start_call(json!({})).await;
     let id = started["data"]["startCall"]["call"]["id"].clone();
     let response = app
@@ -154,7 +154,7 @@ async fn a_call_cannot_end_before_it_started() {
 
 #[tokio::test]
 async fn a_bad_actor_header_is_refused() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let request = Request::post("/graphql")
         .header("content-type", "application/json")
         .header("x-callvault-actor", "not a staff id")
@@ -168,7 +168,7 @@ async fn a_bad_actor_header_is_refused() {
 
 #[tokio::test]
 async fn health_reports_the_log_head_and_graphiql_is_served() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let (status, _, body) = app
         .request(Request::get("/health").body(Body::empty()).unwrap())
         .await;

@@ -30,7 +30,7 @@ async fn uploaded(app: &TestApp, len: usize) -> (String, String, Vec<u8>) {
 
 #[tokio::test]
 async fn a_recording_uploads_and_plays_back_whole_and_in_ranges() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let (call, rec, data) = uploaded(&app, 300_000).await;
     let (status, headers, body) = app.play(&call, &rec, &[]).await;
     assert_eq!(status, StatusCode::OK);
@@ -54,7 +54,7 @@ async fn a_recording_uploads_and_plays_back_whole_and_in_ranges() {
 
 #[tokio::test]
 async fn every_playback_is_logged_with_purpose_and_mode() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let (call, rec, _) = uploaded(&app, 1000).await;
     app.play(
         &call,
@@ -93,7 +93,7 @@ async fn every_playback_is_logged_with_purpose_and_mode() {
 
 #[tokio::test]
 async fn playback_without_a_purpose_is_refused_and_logs_nothing() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let (call, rec, _) = uploaded(&app, 1000).await;
     let head = app.head().await;
     let request = Request::get(format!("/calls/{call}/recordings/{rec}"))
@@ -148,7 +148,7 @@ impl EventStore for NoAccessLog {
 
 #[tokio::test]
 async fn if_the_access_event_cannot_be_written_no_audio_is_served() {
-    let app = TestApp::with_store(Arc::new(NoAccessLog(MemoryStore::new())));
+    let app = TestApp::with_store(Arc::new(NoAccessLog(MemoryStore::new()))).await;
     let (call, rec, data) = uploaded(&app, 50_000).await;
     let (status, _, body) = app.play(&call, &rec, &[]).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -162,7 +162,7 @@ async fn if_the_access_event_cannot_be_written_no_audio_is_served() {
 
 #[tokio::test]
 async fn the_callers_number_never_reaches_the_log_in_clear() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     app.ended_call().await;
     for e in app.store.read_all(None, 100).await.unwrap() {
         let text = String::from_utf8_lossy(&e.payload);
@@ -178,7 +178,7 @@ async fn the_callers_number_never_reaches_the_log_in_clear() {
 
 #[tokio::test]
 async fn uploads_to_unknown_calls_and_oversized_uploads_are_refused_and_leave_nothing() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let (status, body) = app
         .upload("0190b7a6-7a3e-7f00-8000-000000000001", audio(10))
         .await;
@@ -210,7 +210,7 @@ async fn run_retention(app: &TestApp, now: &str) -> retention::RunReport {
 
 #[tokio::test]
 async fn a_held_and_a_restricted_call_survive_retention_until_released() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let (held_call, held_rec, _) = uploaded(&app, 5000).await;
     let (restricted_call, restricted_rec, _) = uploaded(&app, 5000).await;
     let (plain_call, plain_rec, _) = uploaded(&app, 5000).await;
@@ -284,7 +284,7 @@ async fn a_held_and_a_restricted_call_survive_retention_until_released() {
 
 #[tokio::test]
 async fn nothing_is_purged_before_its_time_and_a_dry_run_changes_nothing() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let (call, rec, _) = uploaded(&app, 5000).await;
     let report = run_retention(&app, "2027-03-03T09:00:00Z").await;
     assert!(report.buckets.is_empty(), "{report:?}");
@@ -307,7 +307,7 @@ async fn nothing_is_purged_before_its_time_and_a_dry_run_changes_nothing() {
 
 #[tokio::test]
 async fn after_shredding_the_history_still_replays_with_shredded_fields() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let (call, _, _) = uploaded(&app, 100).await;
     run_retention(&app, "2027-03-05T00:00:00Z").await;
     let mut shredded = 0;

@@ -17,6 +17,14 @@ use std::sync::Arc;
 
 use callvault_domain::RetentionPolicy;
 
+/// The read models that hold personal data in clear (and so are rebuilt
+/// into fresh storage after a purge).
+pub const WITH_PERSONAL_DATA: [&str; 3] = [
+    models::calls::NAME,
+    models::access_audit::NAME,
+    models::subjects::NAME,
+];
+
 /// Every read model, as this build of callvault defines them.
 pub fn all(policy: RetentionPolicy) -> Vec<Arc<dyn Projection>> {
     vec![

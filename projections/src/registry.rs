@@ -290,6 +290,28 @@ impl Projections {
         Ok(slot.current())
     }
 
+    /// Waits until every rebuild has finished (or failed).
+    pub async fn wait_for_rebuilds(&self) -> Result<(), ProjectionError> {
+        loop {
+            let mut busy = false;
+            for slot in self.slots.values() {
+                if let Some(p) = slot.rebuild_progress() {
+                    if let Some(e) = p.error {
+                        return Err(ProjectionError::Task(format!(
+                            "rebuild of {}: {e}",
+                            slot.name()
+                        )));
+                    }
+                    busy |= !p.finished;
+                }
+            }
+            if !busy {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The build answering queries for `name`, caught up with the log as
     /// it is now.
     pub async fn view(&self, name: &str) -> Result<Arc<ViewDb>, ProjectionError> {
@@ -323,10 +345,18 @@ impl Projections {
     /// Starts rebuilding `name` (or every model for `None`) beside the
     /// current builds; returns at once. Watch [`Projections::status`].
     pub fn rebuild(&self, name: Option<&str>) -> Result<Vec<&'static str>, ProjectionError> {
-        let slots: Vec<Arc<Slot>> = match name {
-            Some(n) => vec![self.slot(n)?.clone()],
-            None => self.slots.values().cloned().collect(),
-        };
+        match name {
+            Some(n) => self.rebuild_many(&[n]),
+            None => self.rebuild_many(&self.names()),
+        }
+    }
+
+    /// Rebuilds several models in one pass over the log.
+    pub fn rebuild_many(&self, names: &[&str]) -> Result<Vec<&'static str>, ProjectionError> {
+        let slots: Vec<Arc<Slot>> = names
+            .iter()
+            .map(|n| self.slot(n).cloned())
+            .collect::<Result<_, _>>()?;
         for slot in &slots {
             if slot.rebuild_progress().is_some_and(|p| !p.finished) {
                 return Err(ProjectionError::Storage(format!(
@@ -430,7 +460,13 @@ impl Projections {
             if members.is_empty() {
                 return Ok(());
             }
-            let Some(first) = sub.next().await else {
+            // Wake now and then even when the log is quiet, so a retired
+            // build is let go (and its folder deleted) promptly.
+            let first = tokio::select! {
+                next = sub.next() => next,
+                () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+            };
+            let Some(first) = first else {
                 return Ok(()); // the store shut down
             };
             let mut batch = vec![first?];

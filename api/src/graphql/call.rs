@@ -145,6 +145,55 @@ impl CallView {
     }
 }
 
+impl From<callvault_projections::models::calls::CallRow> for CallView {
+    fn from(r: callvault_projections::models::calls::CallRow) -> Self {
+        Self {
+            id: ID(r.id.clone()),
+            revision: r.revision,
+            direction: r.direction.into(),
+            status: if r.ended_at.is_some() {
+                CallStatus::Ended
+            } else {
+                CallStatus::InProgress
+            },
+            duration_seconds: r.duration_seconds(),
+            caller_number: r.caller,
+            service_number: r.service_number,
+            agent_id: r.agent,
+            agent_name: r.agent_name,
+            agent_number: r.agent_number,
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            personal_data_shredded: r.personal_data_shredded,
+            rectifications: r.rectifications,
+            restricted: r.restricted,
+            recordings: r
+                .recordings
+                .into_iter()
+                .map(|x| Recording {
+                    id: ID(x.id),
+                    codec: x.codec,
+                    duration_ms: x.duration_ms,
+                    size_bytes: x.size_bytes,
+                    stored_at: x.stored_at,
+                    purged_at: x.purged_at,
+                })
+                .collect(),
+            holds: r
+                .holds
+                .into_iter()
+                .map(|h| Hold {
+                    id: ID(h.id),
+                    case_reference: h.case_reference,
+                    review_by: h.review_by,
+                    placed_at: h.placed_at,
+                    released_at: h.released_at,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// What a call mutation did.
 #[derive(SimpleObject, Debug)]
 pub struct CallResult {
@@ -265,19 +314,24 @@ pub struct CallQuery;
 
 #[Object]
 impl CallQuery {
-    /// One call by id; null if there is no such call.
+    /// One call by id, from the `calls` read model; null if there is no
+    /// such call.
     async fn call(
         &self,
         ctx: &async_graphql::Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<CallView>> {
         async {
-            let (registry, _actor) = parts(ctx)?;
+            parts(ctx)?;
             let call_id = parse_call_id("id", &id)?;
-            let loaded = registry.load::<Call>(&call_id).await?;
-            Ok(loaded
-                .revision
-                .and_then(|r| CallView::from_state(&loaded.state, r)))
+            let view = super::read::view(ctx, callvault_projections::models::calls::NAME).await?;
+            let row = tokio::task::spawn_blocking(move || {
+                callvault_projections::models::calls::get(&view, call_id)
+            })
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("query task failed: {e}")))?
+            .map_err(super::read::projection_error)?;
+            Ok(row.map(CallView::from))
         }
         .await
         .map_err(gql_error)

@@ -3,19 +3,23 @@
 //! from domain types and never leak back into `domain`.
 
 pub mod call;
+pub mod read;
 
 use async_graphql::{EmptySubscription, ErrorExtensions, MergedObject, Schema};
 use callvault_domain::StaffId;
 
+use callvault_projections::Projections;
+
 use crate::{error::AppError, service::Registry};
 
 pub use call::{CallMutation, CallQuery, HoldMutation};
+pub use read::{OperatorMutation, ReadQuery};
 
 #[derive(MergedObject, Default)]
-pub struct Query(CallQuery);
+pub struct Query(CallQuery, ReadQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(CallMutation, HoldMutation);
+pub struct Mutation(CallMutation, HoldMutation, OperatorMutation);
 
 pub type CallvaultSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -28,9 +32,10 @@ pub const MAX_DEPTH: usize = 12;
 /// Most complex query accepted (fields, weighted).
 pub const MAX_COMPLEXITY: usize = 500;
 
-pub fn schema(registry: Registry) -> CallvaultSchema {
+pub fn schema(registry: Registry, projections: Projections) -> CallvaultSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(registry)
+        .data(projections)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -41,6 +46,7 @@ pub fn schema(registry: Registry) -> CallvaultSchema {
 /// `Display` error into a code-less error, so every resolver maps its
 /// `AppError` through here explicitly.
 pub fn gql_error(e: AppError) -> async_graphql::Error {
+    e.log();
     {
         let code = e.code();
         let field = match &e {

@@ -17,6 +17,7 @@ use callvault::{
     service::{Clock, Registry},
 };
 use callvault_domain::RetentionPolicy;
+use callvault_projections::Projections;
 use callvault_store::{EventStore, blob::BlobStore, memory::MemoryStore, vault::KeyVault};
 use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
@@ -36,6 +37,7 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     pub router: Router,
     pub registry: Registry,
+    pub projections: Projections,
     pub store: Arc<dyn EventStore>,
     pub clock: Arc<TestClock>,
 }
@@ -43,11 +45,11 @@ pub struct TestApp {
 pub const MAX_UPLOAD: u64 = 64 * 1024 * 1024;
 
 impl TestApp {
-    pub fn new() -> Self {
-        Self::with_store(Arc::new(MemoryStore::new()))
+    pub async fn new() -> Self {
+        Self::with_store(Arc::new(MemoryStore::new())).await
     }
 
-    pub fn with_store(store: Arc<dyn EventStore>) -> Self {
+    pub async fn with_store(store: Arc<dyn EventStore>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let vault = Arc::new(KeyVault::open(dir.path().join("keys")).unwrap());
         let blobs = BlobStore::open(dir.path().join("blobs")).unwrap();
@@ -61,8 +63,21 @@ impl TestApp {
             RetentionPolicy::default(),
             clock.clone(),
         );
+        let projections = Projections::open(
+            dir.path().join("projections"),
+            store.clone(),
+            registry.journal().clone(),
+            callvault_projections::all(RetentionPolicy::default()),
+        )
+        .await
+        .unwrap();
         Self {
-            router: app(AppState::new(registry.clone(), MAX_UPLOAD)),
+            router: app(AppState::new(
+                registry.clone(),
+                projections.clone(),
+                MAX_UPLOAD,
+            )),
+            projections,
             registry,
             store,
             clock,
