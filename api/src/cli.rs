@@ -72,6 +72,35 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Demo data for trying callvault out.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Write a realistic register through the normal command path: staff
+    /// and rights, calls from repeat callers on six service lines,
+    /// recordings, holds, restrictions, supervisors listening, break-glass
+    /// reads, chats with transcript orders. Stop `serve` first.
+    Seed {
+        /// How many calls (chats: a tenth of that).
+        #[arg(long, default_value_t = 1000)]
+        calls: u64,
+        /// The same seed gives the same register.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The first day of calls (YYYY-MM-DD); they spread over `--days`.
+        #[arg(long, default_value = "2025-10-01")]
+        start: chrono::NaiveDate,
+        #[arg(long, default_value_t = 420)]
+        days: u32,
+        /// Commands in flight at once (they share disk syncs).
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +202,50 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retention { command } => retention_command(config, command).await,
         Command::Keys { command } => keys_command(config, command).await,
         Command::Projections { command } => projections_command(config, command).await,
+        Command::Demo { command } => demo_command(config, command).await,
+    }
+}
+
+async fn demo_command(config: Config, command: DemoCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        DemoCommand::Seed {
+            calls,
+            seed,
+            start,
+            days,
+            concurrency,
+        } => {
+            let registry = open_registry(&config, clock(None)).await?;
+            let plan = crate::demo::DemoPlan {
+                calls,
+                seed,
+                start,
+                days,
+                concurrency,
+            };
+            let total = calls + calls / 10;
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "seeding [{elapsed_precise}] {wide_bar} {pos}/{len} calls and chats, {per_sec}, eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let tick = bar.clone();
+            let started = std::time::Instant::now();
+            let events = crate::demo::seed(&registry, &plan, move |n| tick.set_position(n)).await?;
+            bar.finish();
+            println!(
+                "seeded {calls} calls and {} chats: {events} events in {:.1?} ({:.0} events/s)",
+                calls / 10,
+                started.elapsed(),
+                events as f64 / started.elapsed().as_secs_f64()
+            );
+            println!(
+                "start `callvault serve`: the read models catch up with the new events first."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

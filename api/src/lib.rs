@@ -6,6 +6,7 @@ pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod custody;
+pub mod demo;
 pub mod error;
 pub mod graphql;
 pub mod http;

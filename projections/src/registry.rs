@@ -117,9 +117,19 @@ pub struct SlotStatus {
 #[derive(Clone)]
 pub struct Projections {
     root: PathBuf,
+    runner: Runner,
+    slots: Arc<BTreeMap<&'static str, Arc<Slot>>>,
+    /// Dropped with the last `Projections`, which stops every runner.
+    stop: Arc<watch::Sender<bool>>,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+/// What a runner task needs (and nothing that would keep `Projections`
+/// alive).
+#[derive(Clone)]
+struct Runner {
     store: Arc<dyn EventStore>,
     journal: Journal,
-    slots: Arc<BTreeMap<&'static str, Arc<Slot>>>,
 }
 
 fn storage(context: &str, e: impl std::fmt::Display) -> ProjectionError {
@@ -222,11 +232,13 @@ impl Projections {
             }
             slots.insert(projection.name(), slot);
         }
+        let (stop, _) = watch::channel(false);
         let this = Self {
             root,
-            store,
-            journal,
+            runner: Runner { store, journal },
             slots: Arc::new(slots),
+            stop: Arc::new(stop),
+            tasks: Arc::new(Mutex::new(Vec::new())),
         };
         if !live.is_empty() {
             this.spawn_group(live, None);
@@ -315,12 +327,25 @@ impl Projections {
     /// The build answering queries for `name`, caught up with the log as
     /// it is now.
     pub async fn view(&self, name: &str) -> Result<Arc<ViewDb>, ProjectionError> {
-        let head = self.store.head_position().await?;
+        let head = self.runner.store.head_position().await?;
         self.view_at(name, head, Duration::from_secs(5)).await
     }
 
+    /// Stops every runner and waits for them, so the builds are closed.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
     pub async fn status(&self) -> Result<Vec<SlotStatus>, ProjectionError> {
-        let head = self.store.head_position().await?;
+        let head = self.runner.store.head_position().await?;
         let mut out = Vec::new();
         for slot in self.slots.values() {
             let view = slot.current();
@@ -403,9 +428,13 @@ impl Projections {
     /// event once. With `rebuild` set, each build replaces its slot's
     /// active build once it has caught up.
     fn spawn_group(&self, builds: Vec<(Arc<Slot>, Arc<ViewDb>)>, rebuild: Option<Instant>) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = this.run_group(builds.clone(), rebuild.is_some()).await {
+        let runner = self.runner.clone();
+        let stop = self.stop.subscribe();
+        let task = tokio::spawn(async move {
+            if let Err(e) = runner
+                .run_group(builds.clone(), rebuild.is_some(), stop)
+                .await
+            {
                 tracing::error!(error = %e, "a read model runner stopped");
                 for (slot, _) in &builds {
                     if let Ok(mut r) = slot.rebuild.lock()
@@ -418,12 +447,19 @@ impl Projections {
                 }
             }
         });
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
+        }
     }
+}
 
+impl Runner {
     async fn run_group(
         &self,
         builds: Vec<(Arc<Slot>, Arc<ViewDb>)>,
         rebuilding: bool,
+        mut stop: watch::Receiver<bool>,
     ) -> Result<(), ProjectionError> {
         let mut members: Vec<Member> = Vec::new();
         for (slot, view) in builds {
@@ -465,6 +501,7 @@ impl Projections {
             let first = tokio::select! {
                 next = sub.next() => next,
                 () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                _ = stop.changed() => return Ok(()),
             };
             let Some(first) = first else {
                 return Ok(()); // the store shut down

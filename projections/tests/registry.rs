@@ -1,0 +1,233 @@
+//! The runner and blue/green rebuilds: models follow the log, a rebuild
+//! answers nothing wrong while it runs and takes over when caught up, and
+//! a newer code version is rebuilt at start while the old build answers.
+
+use std::{sync::Arc, time::Duration};
+
+use callvault_domain::{
+    CallId, Event, PhoneNumber, StaffId,
+    call::{CallEnded, CallStarted, Direction},
+    personal::Personal,
+};
+use callvault_projections::{
+    Envelope, Projection, ProjectionError, Projections,
+    journal::{Cause, Journal},
+    models::calls,
+    view::Tx,
+};
+use callvault_store::{
+    EventStore, ExpectedRevision, StreamName,
+    memory::MemoryStore,
+    vault::{Bucket, KeyOwner, KeyVault},
+};
+use chrono::{TimeZone, Utc};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    store: Arc<dyn EventStore>,
+    journal: Journal,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Arc::new(KeyVault::open(dir.path().join("keys")).unwrap());
+    Fixture {
+        root: dir.path().join("projections"),
+        _dir: dir,
+        store: Arc::new(MemoryStore::new()),
+        journal: Journal::new(vault),
+    }
+}
+
+impl Fixture {
+    async fn call(&self, n: u128) -> callvault_store::Position {
+        let id = CallId(uuid::Uuid::from_u128(n));
+        self.journal
+            .vault()
+            .create_key(
+                KeyOwner::Contact(callvault_domain::ContactRef::Call(id)),
+                Bucket::Hold,
+            )
+            .unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 3, 3, 9, 0, 0).unwrap()
+            + chrono::Duration::seconds(n as i64);
+        let events: Vec<Event> = vec![
+            CallStarted {
+                call_id: id,
+                direction: Direction::Inbound,
+                caller: Personal::new(PhoneNumber::parse(&format!("040 {:07}", n)).unwrap()),
+                service_number: PhoneNumber::parse("0295 50 2000").unwrap(),
+                agent: StaffId::parse("anna").unwrap(),
+                agent_name: Personal::new("Anna".into()),
+                agent_number: None,
+                started_at: at,
+            }
+            .into(),
+            CallEnded {
+                call_id: id,
+                ended_at: at + chrono::Duration::seconds(60),
+            }
+            .into(),
+        ];
+        let cause = Cause::actor(StaffId::parse("pbx").unwrap());
+        let new = events
+            .iter()
+            .map(|e| {
+                self.journal
+                    .encode(e, uuid::Uuid::now_v7(), &cause)
+                    .unwrap()
+            })
+            .collect();
+        self.store
+            .append(
+                &StreamName::new(callvault_domain::streams::call(id)).unwrap(),
+                ExpectedRevision::NoStream,
+                new,
+            )
+            .await
+            .unwrap()
+            .position
+    }
+
+    async fn open(&self, projections: Vec<Arc<dyn Projection>>) -> Projections {
+        Projections::open(
+            &self.root,
+            self.store.clone(),
+            self.journal.clone(),
+            projections,
+        )
+        .await
+        .unwrap()
+    }
+}
+
+async fn count_calls(p: &Projections) -> usize {
+    let view = p.view(calls::NAME).await.unwrap();
+    calls::search(&view, &Default::default(), None, 100_000)
+        .unwrap()
+        .items
+        .len()
+}
+
+#[tokio::test]
+async fn models_follow_the_log_and_a_query_reads_its_own_writes() {
+    let f = fixture();
+    f.call(1).await;
+    let p = f.open(vec![Arc::new(calls::Calls)]).await;
+    assert_eq!(count_calls(&p).await, 1);
+    for n in 2..=50 {
+        let position = f.call(n).await;
+        // Right after the write, a query that asks for it sees it.
+        let view = p
+            .view_at(calls::NAME, Some(position), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(
+            calls::get(&view, CallId(uuid::Uuid::from_u128(n)))
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert_eq!(count_calls(&p).await, 50);
+}
+
+#[tokio::test]
+async fn a_rebuild_runs_beside_the_live_model_and_takes_over_without_a_failed_query() {
+    let f = fixture();
+    for n in 1..=400 {
+        f.call(n).await;
+    }
+    let p = f.open(vec![Arc::new(calls::Calls)]).await;
+    assert_eq!(count_calls(&p).await, 400);
+    let before = p.view(calls::NAME).await.unwrap();
+    let old_dir = before.dir().to_owned();
+    drop(before);
+
+    p.rebuild(Some(calls::NAME)).unwrap();
+    // Keep writing and querying while it rebuilds.
+    let mut n = 401;
+    loop {
+        f.call(n).await;
+        n += 1;
+        assert_eq!(
+            count_calls(&p).await,
+            (n - 1) as usize,
+            "a query during the rebuild"
+        );
+        let progress = p.slot(calls::NAME).unwrap().rebuild_progress().unwrap();
+        assert!(progress.error.is_none());
+        if progress.finished {
+            break;
+        }
+        assert!(n < 10_000, "the rebuild never finished");
+    }
+    let after = p.view(calls::NAME).await.unwrap();
+    assert_ne!(after.dir(), old_dir, "a new build answers");
+    assert_eq!(count_calls(&p).await, (n - 1) as usize);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(!old_dir.exists(), "the old build's folder is deleted");
+}
+
+#[tokio::test]
+async fn a_rebuild_gives_the_same_model_as_incremental_folding() {
+    let f = fixture();
+    let p = f.open(vec![Arc::new(calls::Calls)]).await;
+    for n in 1..=300 {
+        f.call(n).await;
+    }
+    let incremental = p.view(calls::NAME).await.unwrap().digest().unwrap();
+    p.rebuild(Some(calls::NAME)).unwrap();
+    p.wait_for_rebuilds().await.unwrap();
+    let rebuilt = p.view(calls::NAME).await.unwrap().digest().unwrap();
+    assert_eq!(incremental, rebuilt);
+}
+
+/// `calls` under another version number, as a new release would bring.
+struct CallsV2;
+
+impl Projection for CallsV2 {
+    fn name(&self) -> &'static str {
+        calls::NAME
+    }
+    fn version(&self) -> u32 {
+        calls::VERSION + 1
+    }
+    fn apply(&self, tx: &mut Tx<'_>, env: &Envelope) -> Result<(), ProjectionError> {
+        calls::Calls.apply(tx, env)
+    }
+}
+
+#[tokio::test]
+async fn a_newer_code_version_is_rebuilt_at_start_while_the_old_build_answers() {
+    let f = fixture();
+    for n in 1..=200 {
+        f.call(n).await;
+    }
+    {
+        let p = f.open(vec![Arc::new(calls::Calls)]).await;
+        assert_eq!(count_calls(&p).await, 200);
+        p.shutdown().await;
+    }
+    let p = f.open(vec![Arc::new(CallsV2)]).await;
+    // It answers at once (from the old build, or the new one if already done).
+    assert_eq!(count_calls(&p).await, 200);
+    p.wait_for_rebuilds().await.unwrap();
+    let status = p.status().await.unwrap();
+    assert_eq!(status[0].build_version, calls::VERSION + 1);
+    assert!(!status[0].stale);
+    assert_eq!(count_calls(&p).await, 200);
+    let folders = std::fs::read_dir(f.root.join(calls::NAME))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .count();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let folders_after = std::fs::read_dir(f.root.join(calls::NAME))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .count();
+    assert!(folders_after <= folders);
+    assert_eq!(folders_after, 1, "only the new build is left");
+}
