@@ -224,6 +224,11 @@ pub struct Registry {
     /// Held while keys move between buckets or a bucket is purged, so a
     /// retention run and a command never shuffle the same keys at once.
     custody: Arc<tokio::sync::Mutex<()>>,
+    /// The log position of the last command this process wrote (access-log
+    /// entries aside): what a query waits for, so it reads every write
+    /// made through this service without waiting for other readers'
+    /// access-log entries.
+    last_write: Arc<std::sync::Mutex<Option<Position>>>,
 }
 
 impl Registry {
@@ -241,6 +246,20 @@ impl Registry {
             policy,
             clock,
             custody: Arc::new(tokio::sync::Mutex::new(())),
+            last_write: Arc::new(std::sync::Mutex::new(None)),
+        }
+    }
+
+    /// The log position of the last command written through this registry.
+    pub fn last_write(&self) -> Option<Position> {
+        self.last_write.lock().map(|p| *p).unwrap_or(None)
+    }
+
+    fn wrote(&self, position: Position) {
+        if let Ok(mut last) = self.last_write.lock()
+            && *last < Some(position)
+        {
+            *last = Some(position);
         }
     }
 
@@ -438,6 +457,7 @@ impl Registry {
             None => ExpectedRevision::NoStream,
         };
         let result = self.store.append(&stream, expected, to_store).await?;
+        self.wrote(result.position);
         Ok(Executed {
             events: new_events,
             revision: result.next_expected,

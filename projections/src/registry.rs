@@ -26,7 +26,10 @@ use crate::{
 };
 
 /// Events folded per batch (one sled batch per build per batch).
-const BATCH: usize = 2000;
+const BATCH: usize = 10_000;
+/// A build's stored checkpoint may lag this many positions behind when
+/// the events in between changed nothing in it.
+const CHECKPOINT_EVERY: u64 = 10_000;
 
 /// How a rebuild is going.
 #[derive(Debug, Clone, PartialEq)]
@@ -555,7 +558,18 @@ impl Runner {
                     }
                     match last {
                         Some(p) if Some(p) > *checkpoint => {
-                            tx.commit(p)?;
+                            // A batch that changed nothing in this model
+                            // (say, access entries for `calls`) is not
+                            // written: only its checkpoint would move, and
+                            // every so often is enough — after a crash the
+                            // few events since are folded again, changing
+                            // nothing again.
+                            let stored = view.checkpoint()?.map_or(0, |c| c.commit);
+                            if tx.pending() > 0
+                                || p.commit.saturating_sub(stored) >= CHECKPOINT_EVERY
+                            {
+                                tx.commit(p)?;
+                            }
                             out.push(Some(p));
                         }
                         _ => out.push(*checkpoint),

@@ -27,6 +27,10 @@ use crate::error::AppError;
 /// Most items one page returns.
 pub const MAX_PAGE: usize = 100;
 
+/// The read model `name`, once it has folded in every command written
+/// through this service (read your own writes). The access audit waits for
+/// the whole log, access entries included; the other models need not wait
+/// for other readers' access entries.
 pub(crate) async fn view(
     ctx: &async_graphql::Context<'_>,
     name: &str,
@@ -34,7 +38,14 @@ pub(crate) async fn view(
     let projections = ctx
         .data::<Projections>()
         .map_err(|_| AppError::Internal(anyhow::anyhow!("schema built without read models")))?;
-    projections.view(name).await.map_err(projection_error)
+    if name == access_audit::NAME {
+        return projections.view(name).await.map_err(projection_error);
+    }
+    let (registry, _) = parts(ctx)?;
+    projections
+        .view_at(name, registry.last_write(), std::time::Duration::from_secs(5))
+        .await
+        .map_err(projection_error)
 }
 
 pub(crate) fn projection_error(e: callvault_projections::ProjectionError) -> AppError {

@@ -1,0 +1,368 @@
+//! Read-model figures on a demo register, in one run:
+//!
+//! 1. the raw reference: scanning the whole sled event log and making two
+//!    sled index inserts per event (batched), into a fresh sled database;
+//! 2. rebuilding all six read models from scratch on the same log;
+//! 3. GraphQL latency through `callvault serve` at 16 concurrent clients:
+//!    a caller-number lookup, an agent + time-range page, and `callStats`
+//!    over a month — every response body checked (a fast error is not a
+//!    result).
+//!
+//! Run: `cargo bench -p callvault --bench projections`
+//! (`CALLVAULT_BENCH_CALLS`, default 20000; `CALLVAULT_BENCH_DATA` to keep
+//! and reuse the seeded data folder; `CALLVAULT_BENCH_SECONDS` per query
+//! kind, default 10; `CALLVAULT_BENCH_ONLY=callStats` runs the query
+//! kinds whose name contains it.)
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use callvault::{
+    demo::{self, DemoPlan},
+    service::{Registry, SystemClock},
+};
+use callvault_domain::RetentionPolicy;
+use callvault_projections::Projections;
+use callvault_store::{EventStore, blob::BlobStore, sled_store::SledStore, vault::KeyVault};
+use serde_json::{Value, json};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+async fn registry(data: &Path) -> anyhow::Result<Registry> {
+    Ok(Registry::new(
+        Arc::new(SledStore::open(data.join("events"))?),
+        Arc::new(KeyVault::open(data.join("keys"))?),
+        BlobStore::open(data.join("blobs"))?,
+        RetentionPolicy::default(),
+        Arc::new(SystemClock),
+    ))
+}
+
+async fn raw_reference(store: &Arc<dyn EventStore>, dir: &Path) -> anyhow::Result<(u64, Duration)> {
+    let _ = std::fs::remove_dir_all(dir);
+    let db = sled::Config::new().path(dir).open()?;
+    let start = Instant::now();
+    let mut after = None;
+    let mut n = 0u64;
+    loop {
+        let page = store.read_all(after, 2000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.position);
+        let mut batch = sled::Batch::default();
+        for e in &page {
+            let mut k1 = b"s/".to_vec();
+            k1.extend_from_slice(e.stream.as_str().as_bytes());
+            k1.extend_from_slice(&e.position.to_be_bytes());
+            let mut k2 = b"t/".to_vec();
+            k2.extend_from_slice(&e.metadata.recorded_at.timestamp_micros().to_be_bytes());
+            k2.extend_from_slice(&e.position.to_be_bytes());
+            batch.insert(k1, &e.payload[..e.payload.len().min(64)]);
+            batch.insert(k2, &e.id.as_bytes()[..]);
+            n += 1;
+        }
+        db.apply_batch(batch)?;
+    }
+    db.flush()?;
+    Ok((n, start.elapsed()))
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort_unstable();
+    v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let calls = env_u64("CALLVAULT_BENCH_CALLS", 20_000);
+    let seconds = env_u64("CALLVAULT_BENCH_SECONDS", 10);
+    let keep = std::env::var("CALLVAULT_BENCH_DATA").ok().map(PathBuf::from);
+    let data = keep.clone().unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-tmp/projections")
+    });
+    let plan = DemoPlan {
+        calls,
+        seed: 42,
+        start: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
+        days: 330,
+        concurrency: 64,
+    };
+    if keep.is_none() || !data.join("events").exists() {
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data)?;
+        let registry = registry(&data).await?;
+        let t = Instant::now();
+        let events = demo::seed(&registry, &plan, |_| {}).await?;
+        println!("seeded {calls} calls: {events} events in {:.1?}", t.elapsed());
+    }
+
+    // 1 and 2: raw reference, then all read models from scratch.
+    let registry = registry(&data).await?;
+    let store = registry.store().clone();
+    let head = store.head_position().await?.map_or(0, |p| p.commit);
+    let (n, raw) = raw_reference(&store, &data.join("raw-reference")).await?;
+    let _ = std::fs::remove_dir_all(data.join("raw-reference"));
+    let raw_rate = n as f64 / raw.as_secs_f64();
+    // Reading and decoding alone (unsealing included), for scale.
+    let t = Instant::now();
+    let mut after = None;
+    let mut decoded = 0u64;
+    loop {
+        let page = store.read_all(after, 2000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.position);
+        for e in &page {
+            registry.journal().decode(e)?;
+            decoded += 1;
+        }
+    }
+    let decode_rate = decoded as f64 / t.elapsed().as_secs_f64();
+    let fresh = data.join("projections-bench");
+    let _ = std::fs::remove_dir_all(&fresh);
+    let t = Instant::now();
+    let projections = Projections::open(
+        &fresh,
+        store.clone(),
+        registry.journal().clone(),
+        callvault_projections::all(RetentionPolicy::default()),
+    )
+    .await?;
+    for name in projections.names() {
+        projections
+            .view_at(name, store.head_position().await?, Duration::from_secs(3600))
+            .await?;
+    }
+    let rebuild = t.elapsed();
+    projections.shutdown().await;
+    let _ = std::fs::remove_dir_all(&fresh);
+    let rebuild_rate = head as f64 / rebuild.as_secs_f64();
+    println!("log: {head} events ({calls} calls)");
+    println!("{:<58} {:>12}", "case", "events/s");
+    println!("{:<58} {:>12.0}", "raw: scan the log + 2 sled index inserts per event", raw_rate);
+    println!("{:<58} {:>12.0}", "scan + decode every event (upcast, unseal), no writes", decode_rate);
+    println!(
+        "{:<58} {:>12.0}  ({:.2}x raw, {rebuild:.1?})",
+        "rebuild all 6 read models from scratch",
+        rebuild_rate,
+        rebuild_rate / raw_rate
+    );
+    drop(registry);
+    drop(store);
+
+    // 3: query latency through the real service.
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/callvault");
+    if !bin.exists() {
+        println!("(build the release binary for the latency part: cargo build --release -p callvault)");
+        return Ok(());
+    }
+    let mut child = std::process::Command::new(&bin)
+        .arg("serve")
+        .env("CALLVAULT_DATA_DIR", &data)
+        .env("CALLVAULT_LISTEN", "127.0.0.1:0")
+        .env("CALLVAULT_LOG", "warn")
+        .env("CALLVAULT_RETENTION_INTERVAL_MINUTES", "0")
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?),
+        &mut line,
+    )?;
+    let port: u16 = line
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no port in {line:?}"))?;
+    let url = format!("http://127.0.0.1:{port}/graphql");
+    let client = reqwest::Client::new();
+    let post_url = url.clone();
+    let post = move |query: String| {
+        let client = client.clone();
+        let url = post_url.clone();
+        async move {
+            let body: Value = client
+                .post(&url)
+                .header("x-callvault-actor", "analyst.antti")
+                .json(&json!({"query": query}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            anyhow::Ok(body)
+        }
+    };
+    // Wait until the models have caught up.
+    loop {
+        let s = post("{ projections { lag } }".into()).await?;
+        if s["data"]["projections"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|p| p["lag"] == 0))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pool = (calls / 3).max(1);
+    let kinds: [(&str, Box<dyn Fn(u64) -> String + Send + Sync>); 3] = [
+        (
+            "caller-number lookup",
+            Box::new(move |i| {
+                let n = demo::caller(42, i * 7919 % pool, pool);
+                let typed = n.as_e164().replacen("+358", "0", 1);
+                format!("{{ search(purpose: \"verification\", filter: {{callerNumber: \"{typed}\"}}, first: 20) {{ items {{ id callerNumber }} }} }}")
+            }),
+        ),
+        (
+            "agent + time range, first page",
+            Box::new(|i| {
+                let month = 1 + i % 10;
+                format!("{{ search(purpose: \"quality\", filter: {{agentId: \"{}\", startedFrom: \"2026-{month:02}-01T00:00:00Z\", startedTo: \"2026-{month:02}-28T00:00:00Z\"}}, first: 20) {{ items {{ id agentId startedAt }} nextCursor }} }}", demo::agent(i))
+            }),
+        ),
+        (
+            "callStats over a month",
+            Box::new(|i| {
+                let month = 1 + i % 10;
+                format!("{{ callStats(from: \"2026-{month:02}-01\", to: \"2026-{month:02}-28\") {{ calls recordedShare durationP50Seconds durationP90Seconds durationMaxSeconds }} }}")
+            }),
+        ),
+    ];
+    let only = std::env::var("CALLVAULT_BENCH_ONLY").unwrap_or_default();
+    let wrk = std::process::Command::new("wrk").arg("--version").output().is_ok();
+    println!(
+        "{:<34} {:>8} {:>10} {:>10} {:>10}  ({})",
+        "query (16 connections)",
+        "count",
+        "req/s",
+        "p50",
+        "p99",
+        if wrk { "load from wrk" } else { "load from an in-process client; install wrk for less noise" }
+    );
+    for (name, make) in kinds {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
+        if wrk {
+            let (count, rate, p50, p99, failures) = wrk_run(&url, &data, &make, seconds)?;
+            if failures > 0 {
+                anyhow::bail!("{failures} `{name}` answers were errors or empty");
+            }
+            println!("{name:<34} {count:>8} {rate:>10.0} {p50:>10} {p99:>10}");
+            continue;
+        }
+        let make = Arc::new(make);
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let mut clients = tokio::task::JoinSet::new();
+        for c in 0..16u64 {
+            let make = make.clone();
+            let post = post.clone();
+            clients.spawn(async move {
+                let mut lat = Vec::new();
+                let mut i = c * 1_000_003;
+                while Instant::now() < deadline {
+                    i += 1;
+                    let t = Instant::now();
+                    let body = post(make(i)).await?;
+                    let took = t.elapsed();
+                    if body.get("errors").is_some() || body["data"].is_null() {
+                        anyhow::bail!("a query failed: {body}");
+                    }
+                    lat.push(took);
+                }
+                anyhow::Ok(lat)
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(r) = clients.join_next().await {
+            all.extend(r??);
+        }
+        let count = all.len();
+        let p50 = pct(&mut all, 0.5);
+        let p99 = pct(&mut all, 0.99);
+        println!(
+            "{name:<34} {count:>8} {:>10.0} {:>10} {:>10}",
+            count as f64 / seconds as f64,
+            format!("{p50:.2?}"),
+            format!("{p99:.2?}")
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&data);
+    }
+    Ok(())
+}
+
+/// Runs wrk with 16 connections over 500 distinct request bodies; every
+/// answer is checked by the script. Returns (requests, req/s, p50, p99,
+/// failed answers).
+fn wrk_run(
+    url: &str,
+    data: &Path,
+    make: &(dyn Fn(u64) -> String + Send + Sync),
+    seconds: u64,
+) -> anyhow::Result<(u64, f64, String, String, u64)> {
+    let bodies: Vec<String> = (0..500u64)
+        .map(|i| {
+            let body = json!({"query": make(i * 1_000_003 + 1)}).to_string();
+            format!("[[{body}]]")
+        })
+        .collect();
+    let script = format!(
+        r#"
+bodies = {{ {} }}
+counter = 0
+failures = 0
+request = function()
+  counter = counter + 1
+  local body = bodies[(counter % #bodies) + 1]
+  return wrk.format("POST", nil, {{["content-type"] = "application/json", ["x-callvault-actor"] = "analyst.antti"}}, body)
+end
+response = function(status, headers, body)
+  if status ~= 200 or string.find(body, '"errors"') or not string.find(body, '"data":{{') then
+    failures = failures + 1
+  end
+end
+done = function(summary, latency, requests)
+  io.write(string.format("FAILURES %d\n", failures))
+end
+"#,
+        bodies.join(", ")
+    );
+    let path = data.join("bench.lua");
+    std::fs::write(&path, script)?;
+    let out = std::process::Command::new("wrk")
+        .args(["-t2", "-c16", &format!("-d{seconds}s"), "--latency", "-s"])
+        .arg(&path)
+        .arg(url)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |prefix: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let count = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let rate = field("Requests/sec:").parse().unwrap_or(0.0);
+    // wrk's `response` callback sees every answer only from its own
+    // threads' state; the script sums per thread, so add them up.
+    let failures: u64 = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("FAILURES "))
+        .filter_map(|n| n.trim().parse::<u64>().ok())
+        .sum();
+    Ok((count, rate, field("50%"), field("99%"), failures))
+}
