@@ -30,7 +30,10 @@ use callvault_store::{EventStore, blob::BlobStore, sled_store::SledStore, vault:
 use serde_json::{Value, json};
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 async fn registry(data: &Path) -> anyhow::Result<Registry> {
@@ -73,14 +76,18 @@ async fn raw_reference(store: &Arc<dyn EventStore>, dir: &Path) -> anyhow::Resul
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
     v.sort_unstable();
-    v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
+    v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or_default()
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let calls = env_u64("CALLVAULT_BENCH_CALLS", 20_000);
     let seconds = env_u64("CALLVAULT_BENCH_SECONDS", 10);
-    let keep = std::env::var("CALLVAULT_BENCH_DATA").ok().map(PathBuf::from);
+    let keep = std::env::var("CALLVAULT_BENCH_DATA")
+        .ok()
+        .map(PathBuf::from);
     let data = keep.clone().unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-tmp/projections")
     });
@@ -97,7 +104,10 @@ async fn main() -> anyhow::Result<()> {
         let registry = registry(&data).await?;
         let t = Instant::now();
         let events = demo::seed(&registry, &plan, |_| {}).await?;
-        println!("seeded {calls} calls: {events} events in {:.1?}", t.elapsed());
+        println!(
+            "seeded {calls} calls: {events} events in {:.1?}",
+            t.elapsed()
+        );
     }
 
     // 1 and 2: raw reference, then all read models from scratch.
@@ -133,7 +143,11 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     for name in projections.names() {
         projections
-            .view_at(name, store.head_position().await?, Duration::from_secs(3600))
+            .view_at(
+                name,
+                store.head_position().await?,
+                Duration::from_secs(3600),
+            )
             .await?;
     }
     let rebuild = t.elapsed();
@@ -142,8 +156,14 @@ async fn main() -> anyhow::Result<()> {
     let rebuild_rate = head as f64 / rebuild.as_secs_f64();
     println!("log: {head} events ({calls} calls)");
     println!("{:<58} {:>12}", "case", "events/s");
-    println!("{:<58} {:>12.0}", "raw: scan the log + 2 sled index inserts per event", raw_rate);
-    println!("{:<58} {:>12.0}", "scan + decode every event (upcast, unseal), no writes", decode_rate);
+    println!(
+        "{:<58} {:>12.0}",
+        "raw: scan the log + 2 sled index inserts per event", raw_rate
+    );
+    println!(
+        "{:<58} {:>12.0}",
+        "scan + decode every event (upcast, unseal), no writes", decode_rate
+    );
     println!(
         "{:<58} {:>12.0}  ({:.2}x raw, {rebuild:.1?})",
         "rebuild all 6 read models from scratch",
@@ -156,7 +176,9 @@ async fn main() -> anyhow::Result<()> {
     // 3: query latency through the real service.
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/callvault");
     if !bin.exists() {
-        println!("(build the release binary for the latency part: cargo build --release -p callvault)");
+        println!(
+            "(build the release binary for the latency part: cargo build --release -p callvault)"
+        );
         return Ok(());
     }
     let mut child = std::process::Command::new(&bin)
@@ -169,7 +191,12 @@ async fn main() -> anyhow::Result<()> {
         .spawn()?;
     let mut line = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?),
+        &mut std::io::BufReader::new(
+            child
+                .stdout
+                .take()
+                .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
+        ),
         &mut line,
     )?;
     let port: u16 = line
@@ -214,26 +241,36 @@ async fn main() -> anyhow::Result<()> {
             Box::new(move |i| {
                 let n = demo::caller(42, i * 7919 % pool, pool);
                 let typed = n.as_e164().replacen("+358", "0", 1);
-                format!("{{ search(purpose: \"verification\", filter: {{callerNumber: \"{typed}\"}}, first: 20) {{ items {{ id callerNumber }} }} }}")
+                format!(
+                    "{{ search(purpose: \"verification\", filter: {{callerNumber: \"{typed}\"}}, first: 20) {{ items {{ id callerNumber }} }} }}"
+                )
             }),
         ),
         (
             "agent + time range, first page",
             Box::new(|i| {
                 let month = 1 + i % 10;
-                format!("{{ search(purpose: \"quality\", filter: {{agentId: \"{}\", startedFrom: \"2026-{month:02}-01T00:00:00Z\", startedTo: \"2026-{month:02}-28T00:00:00Z\"}}, first: 20) {{ items {{ id agentId startedAt }} nextCursor }} }}", demo::agent(i))
+                format!(
+                    "{{ search(purpose: \"quality\", filter: {{agentId: \"{}\", startedFrom: \"2026-{month:02}-01T00:00:00Z\", startedTo: \"2026-{month:02}-28T00:00:00Z\"}}, first: 20) {{ items {{ id agentId startedAt }} nextCursor }} }}",
+                    demo::agent(i)
+                )
             }),
         ),
         (
             "callStats over a month",
             Box::new(|i| {
                 let month = 1 + i % 10;
-                format!("{{ callStats(from: \"2026-{month:02}-01\", to: \"2026-{month:02}-28\") {{ calls recordedShare durationP50Seconds durationP90Seconds durationMaxSeconds }} }}")
+                format!(
+                    "{{ callStats(from: \"2026-{month:02}-01\", to: \"2026-{month:02}-28\") {{ calls recordedShare durationP50Seconds durationP90Seconds durationMaxSeconds }} }}"
+                )
             }),
         ),
     ];
     let only = std::env::var("CALLVAULT_BENCH_ONLY").unwrap_or_default();
-    let wrk = std::process::Command::new("wrk").arg("--version").output().is_ok();
+    let wrk = std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_ok();
     println!(
         "{:<34} {:>8} {:>10} {:>10} {:>10}  ({})",
         "query (16 connections)",
@@ -241,7 +278,11 @@ async fn main() -> anyhow::Result<()> {
         "req/s",
         "p50",
         "p99",
-        if wrk { "load from wrk" } else { "load from an in-process client; install wrk for less noise" }
+        if wrk {
+            "load from wrk"
+        } else {
+            "load from an in-process client; install wrk for less noise"
+        }
     );
     for (name, make) in kinds {
         if !name.contains(only.as_str()) {

@@ -23,7 +23,7 @@ use crate::projection::ProjectionError;
 const CHECKPOINT: &[u8] = b"\x00checkpoint";
 const META: &[u8] = b"\x00meta";
 /// sled's page cache per build; read models are small and numerous.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// What a build says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

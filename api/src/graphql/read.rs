@@ -43,7 +43,11 @@ pub(crate) async fn view(
     }
     let (registry, _) = parts(ctx)?;
     projections
-        .view_at(name, registry.last_write(), std::time::Duration::from_secs(5))
+        .view_at(
+            name,
+            registry.last_write(),
+            std::time::Duration::from_secs(5),
+        )
         .await
         .map_err(projection_error)
 }
