@@ -235,7 +235,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let pool = (calls / 3).max(1);
-    let kinds: [(&str, Box<dyn Fn(u64) -> String + Send + Sync>); 3] = [
+    let kinds: [(&str, QueryMaker); 3] = [
         (
             "caller-number lookup",
             Box::new(move |i| {
@@ -407,3 +407,6 @@ end
         .sum();
     Ok((count, rate, field("50%"), field("99%"), failures))
 }
+
+/// Makes the i-th query of one kind.
+type QueryMaker = Box<dyn Fn(u64) -> String + Send + Sync>;
