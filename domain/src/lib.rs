@@ -22,6 +22,7 @@ mod event_tests;
 pub mod ids;
 pub mod personal;
 pub mod phone;
+pub mod policy;
 pub mod retention;
 pub mod role;
 pub mod samples;
