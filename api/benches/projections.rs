@@ -206,15 +206,29 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|p| p.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no port in {line:?}"))?;
     let url = format!("http://127.0.0.1:{port}/graphql");
+    // The demo's analyst searches and reads statistics; its administrator
+    // watches the models catch up.
+    let token = |staff: &str| -> anyhow::Result<String> {
+        let out = std::process::Command::new(&bin)
+            .args(["token", "issue", "--staff", staff])
+            .env("CALLVAULT_DATA_DIR", &data)
+            .output()?;
+        anyhow::ensure!(out.status.success(), "token issue failed");
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    };
+    let analyst = token("analyst.antti")?;
+    let admin = token("admin.alma")?;
     let client = reqwest::Client::new();
     let post_url = url.clone();
+    let post_token = analyst.clone();
     let post = move |query: String| {
         let client = client.clone();
         let url = post_url.clone();
+        let token = post_token.clone();
         async move {
             let body: Value = client
                 .post(&url)
-                .header("x-callvault-actor", "analyst.antti")
+                .bearer_auth(token)
                 .json(&json!({"query": query}))
                 .send()
                 .await?
@@ -225,7 +239,14 @@ async fn main() -> anyhow::Result<()> {
     };
     // Wait until the models have caught up.
     loop {
-        let s = post("{ projections { lag } }".into()).await?;
+        let s: Value = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(&admin)
+            .json(&json!({"query": "{ projections { lag } }"}))
+            .send()
+            .await?
+            .json()
+            .await?;
         if s["data"]["projections"]
             .as_array()
             .is_some_and(|a| a.iter().all(|p| p["lag"] == 0))
@@ -242,7 +263,7 @@ async fn main() -> anyhow::Result<()> {
                 let n = demo::caller(42, i * 7919 % pool, pool);
                 let typed = n.as_e164().replacen("+358", "0", 1);
                 format!(
-                    "{{ search(purpose: \"verification\", filter: {{callerNumber: \"{typed}\"}}, first: 20) {{ items {{ id callerNumber }} }} }}"
+                    "{{ search(purpose: \"quality\", filter: {{callerNumber: \"{typed}\"}}, first: 20) {{ items {{ id callerNumber }} }} }}"
                 )
             }),
         ),
@@ -289,7 +310,7 @@ async fn main() -> anyhow::Result<()> {
             continue;
         }
         if wrk {
-            let (count, rate, p50, p99, failures) = wrk_run(&url, &data, &make, seconds)?;
+            let (count, rate, p50, p99, failures) = wrk_run(&url, &analyst, &data, &make, seconds)?;
             if failures > 0 {
                 anyhow::bail!("{failures} `{name}` answers were errors or empty");
             }
@@ -345,6 +366,7 @@ async fn main() -> anyhow::Result<()> {
 /// failed answers).
 fn wrk_run(
     url: &str,
+    analyst: &str,
     data: &Path,
     make: &(dyn Fn(u64) -> String + Send + Sync),
     seconds: u64,
@@ -363,7 +385,7 @@ failures = 0
 request = function()
   counter = counter + 1
   local body = bodies[(counter % #bodies) + 1]
-  return wrk.format("POST", nil, {{["content-type"] = "application/json", ["x-callvault-actor"] = "analyst.antti"}}, body)
+  return wrk.format("POST", nil, {{["content-type"] = "application/json", ["authorization"] = "Bearer {analyst}"}}, body)
 end
 response = function(status, headers, body)
   if status ~= 200 or string.find(body, '"errors"') or not string.find(body, '"data":{{') then

@@ -8,8 +8,10 @@
 //!   event is appended before the first byte leaves; if that fails, nothing
 //!   is served. A purged recording answers `410 Gone` with its tombstone.
 //!
-//! Until token authentication lands, who is acting and why comes from
-//! headers (`x-callvault-actor`, `x-callvault-purpose`, …; see README).
+//! Who is acting comes from the bearer token; what they may do from the
+//! policy (`access.rs`); why, from headers (`x-callvault-purpose`,
+//! `x-callvault-mode`, `x-callvault-reason`, `x-callvault-case`). Uploads
+//! need the telephony role. Refusals are logged as `AccessDenied`.
 
 use axum::{
     Json,
@@ -23,6 +25,7 @@ use callvault_domain::{
     CallId, Context, Purpose, RecordingId, StaffId,
     access::{AccessMode, OpenRecording, open_recording},
     call::{CallCommand, StoreRecording},
+    policy::{Action, Target},
 };
 use callvault_projections::journal::Cause;
 use callvault_store::{
@@ -38,7 +41,7 @@ use uuid::Uuid;
 use crate::{
     custody::expiry_bucket,
     error::AppError,
-    http::{AppState, actor, error_response},
+    http::{AppState, error_response},
     service::Call,
 };
 
@@ -46,7 +49,6 @@ pub const PURPOSE_HEADER: &str = "x-callvault-purpose";
 pub const MODE_HEADER: &str = "x-callvault-mode";
 pub const REASON_HEADER: &str = "x-callvault-reason";
 pub const CASE_HEADER: &str = "x-callvault-case";
-pub const BREAK_GLASS_HEADER: &str = "x-callvault-break-glass";
 pub const RECORDING_ID_HEADER: &str = "x-recording-id";
 pub const DURATION_HEADER: &str = "x-recording-duration-ms";
 
@@ -87,7 +89,9 @@ async fn upload_inner(
     body: Body,
 ) -> Result<Response, AppError> {
     let registry = &state.registry;
-    let actor = actor(&headers)?;
+    let actor = state.authenticate(&headers)?;
+    let caller = crate::access::Caller::load(registry, &actor).await?;
+    crate::access::authorize_plain(registry, &caller, Action::RecordCalls).await?;
     let call_id: CallId = call_id.parse().map_err(|e| AppError::invalid("call", e))?;
     let recording_id = match header_text(&headers, RECORDING_ID_HEADER)? {
         Some(id) => id
@@ -289,7 +293,7 @@ async fn play_inner(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let registry = &state.registry;
-    let actor = actor(&headers)?;
+    let actor = state.authenticate(&headers)?;
     let call_id: CallId = call_id.parse().map_err(|e| AppError::invalid("call", e))?;
     let recording_id: RecordingId = recording_id
         .parse()
@@ -303,10 +307,10 @@ async fn play_inner(
         })?
         .parse()
         .map_err(|e| AppError::invalid(PURPOSE_HEADER, e))?;
-    let mode = match header_text(&headers, MODE_HEADER)?.unwrap_or("listen") {
-        "listen" => AccessMode::Listen,
-        "download" => AccessMode::Download,
-        "subject_session" => AccessMode::SubjectSession,
+    let (mode, action) = match header_text(&headers, MODE_HEADER)?.unwrap_or("listen") {
+        "listen" => (AccessMode::Listen, Action::Listen),
+        "download" => (AccessMode::Download, Action::Download),
+        "subject_session" => (AccessMode::SubjectSession, Action::SubjectSession),
         other => {
             return Err(AppError::invalid(
                 MODE_HEADER,
@@ -314,14 +318,36 @@ async fn play_inner(
             ));
         }
     };
-    let break_glass = matches!(
-        header_text(&headers, BREAK_GLASS_HEADER)?,
-        Some("true" | "1")
-    );
+    let case_reference = header_text(&headers, CASE_HEADER)?.map(str::to_owned);
+    let reason = header_text(&headers, REASON_HEADER)?.map(str::to_owned);
 
+    let caller = crate::access::Caller::load(registry, &actor).await?;
     let loaded = registry.load::<Call>(&call_id).await?;
-    if let Some(rec) = loaded.state.recordings.get(&recording_id)
-        && let Some(p) = &rec.purged
+    let Some(facts) = &loaded.state.call else {
+        return Err(AppError::NotFound(format!("there is no call {call_id}")));
+    };
+    let recording = loaded.state.recordings.get(&recording_id);
+    let attempt = crate::access::Attempt {
+        purpose: Some(purpose),
+        contact: Some(callvault_domain::ContactRef::Call(call_id)),
+        recording_id: Some(recording_id),
+        case_reference: case_reference.clone(),
+        reason: reason.clone(),
+    };
+    let granted = crate::access::authorize(
+        registry,
+        &caller,
+        action,
+        &attempt,
+        Some(Target {
+            relation: caller.relation(facts.agent.as_str()),
+            restricted: loaded.state.controls.is_restricted(),
+            recording_purged: recording.is_some_and(|r| r.purged.is_some()),
+        }),
+    )
+    .await?;
+    if granted.gone
+        && let Some(p) = recording.and_then(|r| r.purged.as_ref())
     {
         return Ok((
             StatusCode::GONE,
@@ -348,12 +374,12 @@ async fn play_inner(
         call_id,
         OpenRecording {
             recording_id,
-            role: None,
+            role: Some(granted.role),
             purpose,
             mode,
-            case_reference: header_text(&headers, CASE_HEADER)?.map(str::to_owned),
-            reason: header_text(&headers, REASON_HEADER)?.map(str::to_owned),
-            break_glass,
+            case_reference,
+            reason,
+            break_glass: granted.break_glass,
         },
         &ctx,
     )?;

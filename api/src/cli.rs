@@ -72,10 +72,32 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Bearer tokens for local use (HS256, signed with the secret in
+    /// `<data_dir>/auth/hs256.secret` unless configured otherwise).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Demo data for trying callvault out.
     Demo {
         #[command(subcommand)]
         command: DemoCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a token naming a staff member and print it. The token says
+    /// only who they are; what they may do comes from the roles the
+    /// register holds for them (`grantRole`). Example:
+    /// `curl -H "Authorization: Bearer $(callvault token issue --staff anna.agent)" …`
+    Issue {
+        /// The staff id, e.g. `anna.agent`.
+        #[arg(long, value_name = "ID")]
+        staff: String,
+        /// How long it is valid: 30m, 8h, 7d (at most 30 days).
+        #[arg(long, default_value = "8h", value_parser = crate::auth::parse_ttl)]
+        ttl: chrono::Duration,
     },
 }
 
@@ -203,7 +225,63 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys { command } => keys_command(config, command).await,
         Command::Projections { command } => projections_command(config, command).await,
         Command::Demo { command } => demo_command(config, command).await,
+        Command::Token { command } => token_command(config, command),
     }
+}
+
+fn authenticator(config: &Config) -> anyhow::Result<crate::auth::Authenticator> {
+    crate::auth::Authenticator::from_config(&config.auth).context("loading the token keys")
+}
+
+fn token_command(config: Config, command: TokenCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TokenCommand::Issue { staff, ttl } => {
+            let staff = callvault_domain::StaffId::parse(&staff)
+                .map_err(|e| anyhow::anyhow!("--staff: {e}"))?;
+            let token = authenticator(&config)?.issue(&staff, Utc::now(), ttl)?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A token for talking to a running service: `CALLVAULT_TOKEN` if set,
+/// else a five-minute one for the configured first administrator.
+fn operator_token(config: &Config) -> anyhow::Result<String> {
+    if let Ok(token) = std::env::var("CALLVAULT_TOKEN") {
+        return Ok(token);
+    }
+    let admin = config.auth.bootstrap_admin.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("set CALLVAULT_TOKEN to an administrator's token to talk to the service")
+    })?;
+    Ok(authenticator(config)?.issue(admin, Utc::now(), chrono::Duration::minutes(5))?)
+}
+
+/// Grants the configured first administrator their role, once: only if
+/// their staff stream has never had an event (so a later revocation
+/// sticks across restarts).
+pub async fn bootstrap_admin(config: &Config, registry: &Registry) -> anyhow::Result<()> {
+    let Some(admin) = &config.auth.bootstrap_admin else {
+        return Ok(());
+    };
+    let loaded = registry.load::<crate::service::Staff>(admin).await?;
+    if loaded.revision.is_some() {
+        return Ok(());
+    }
+    registry
+        .execute::<crate::service::Staff>(
+            &callvault_domain::StaffId::system("bootstrap"),
+            admin,
+            callvault_domain::staff::StaffCommand::GrantRole(callvault_domain::staff::GrantRole {
+                role: callvault_domain::Role::Administrator,
+                supervises: vec![],
+                decision_reference: Some("first administrator, from configuration".into()),
+            }),
+            None,
+        )
+        .await?;
+    tracing::info!(staff = %admin, "granted the configured first administrator their role");
+    Ok(())
 }
 
 async fn demo_command(config: Config, command: DemoCommand) -> anyhow::Result<ExitCode> {
@@ -277,7 +355,8 @@ async fn projections_command(
         }
         ProjectionsCommand::Rebuild { name, url } => {
             if let Some(url) = url {
-                return crate::remote::rebuild(&url, name.as_deref()).await;
+                return crate::remote::rebuild(&url, &operator_token(&config)?, name.as_deref())
+                    .await;
             }
             let registry = match open_registry(&config, clock(None)).await {
                 Ok(r) => r,
@@ -286,7 +365,12 @@ async fn projections_command(
                     eprintln!(
                         "the service is running; asking it at {url} to rebuild without downtime"
                     );
-                    return crate::remote::rebuild(&url, name.as_deref()).await;
+                    return crate::remote::rebuild(
+                        &url,
+                        &operator_token(&config)?,
+                        name.as_deref(),
+                    )
+                    .await;
                 }
                 Err(e) => return Err(e),
             };
@@ -567,7 +651,9 @@ pub async fn open_projections(config: &Config, registry: &Registry) -> anyhow::R
 }
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let auth = Arc::new(authenticator(&config)?);
     let registry = open_registry(&config, Arc::new(SystemClock)).await?;
+    bootstrap_admin(&config, &registry).await?;
     let projections = open_projections(&config, &registry).await?;
     if let Some(every) = config.retention_interval {
         tokio::spawn(retention_schedule(
@@ -593,6 +679,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             registry,
             projections,
             config.max_upload_bytes,
+            auth,
         )),
     )
     .with_graceful_shutdown(shutdown_signal())

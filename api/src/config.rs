@@ -20,6 +20,31 @@ pub struct RawConfig {
     pub store: Option<RawStore>,
     pub retention: Option<RawRetention>,
     pub audio: Option<RawAudio>,
+    pub auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// The `iss` every token must carry.
+    pub issuer: Option<String>,
+    /// The `aud` every token must carry.
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_seconds: Option<u64>,
+    /// The HS256 secret for locally minted tokens; created (owner-only) on
+    /// first use. Default `<data_dir>/auth/hs256.secret`.
+    pub hs256_secret_file: Option<PathBuf>,
+    /// Accept no HS256 tokens (only an identity provider's).
+    pub disable_hs256: Option<bool>,
+    /// An RS256 public key (PEM) of an identity provider.
+    pub rs256_public_key_file: Option<PathBuf>,
+    /// An Ed25519 public key (PEM) for EdDSA tokens.
+    pub eddsa_public_key_file: Option<PathBuf>,
+    /// A JWKS file (RS256 and EdDSA keys, chosen by `kid`).
+    pub jwks_file: Option<PathBuf>,
+    /// The staff id made administrator on first start (R11's first grant).
+    pub bootstrap_admin: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,7 +106,26 @@ pub struct Config {
     /// How often `serve` runs retention; `None`: only by hand.
     pub retention_interval: Option<std::time::Duration>,
     pub max_upload_bytes: u64,
+    pub auth: AuthConfig,
 }
+
+/// How bearer tokens are checked (see `auth.rs`).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub leeway_seconds: u64,
+    /// `None`: HS256 tokens are not accepted.
+    pub hs256_secret_file: Option<PathBuf>,
+    pub rs256_public_key_file: Option<PathBuf>,
+    pub eddsa_public_key_file: Option<PathBuf>,
+    pub jwks_file: Option<PathBuf>,
+    pub bootstrap_admin: Option<callvault_domain::StaffId>,
+}
+
+pub const DEFAULT_ISSUER: &str = "callvault";
+pub const DEFAULT_AUDIENCE: &str = "callvault";
+pub const DEFAULT_BOOTSTRAP_ADMIN: &str = "admin";
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
@@ -275,7 +319,96 @@ impl Config {
             2048,
         )?;
 
+        let raw_auth = raw.auth.unwrap_or_default();
+        let (issuer, _) = pick("CALLVAULT_AUTH_ISSUER", raw_auth.issuer, DEFAULT_ISSUER);
+        let (audience, _) = pick(
+            "CALLVAULT_AUTH_AUDIENCE",
+            raw_auth.audience,
+            DEFAULT_AUDIENCE,
+        );
+        let leeway_seconds = number(
+            "auth.leeway_seconds",
+            "CALLVAULT_AUTH_LEEWAY_SECONDS",
+            raw_auth.leeway_seconds,
+            30,
+        )?;
+        let path = |var: &str, from_file: Option<PathBuf>| {
+            env.var(var)
+                .map(PathBuf::from)
+                .or(from_file)
+                .filter(|p| !p.as_os_str().is_empty())
+        };
+        let (disable_hs256, origin) = pick(
+            "CALLVAULT_AUTH_DISABLE_HS256",
+            raw_auth.disable_hs256.map(|b| b.to_string()),
+            "false",
+        );
+        let disable_hs256 = match disable_hs256.trim() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            other => {
+                return Err(ConfigError::Invalid {
+                    setting: "auth.disable_hs256",
+                    origin,
+                    reason: format!("`{other}` is neither true nor false"),
+                });
+            }
+        };
+        let hs256_secret_file = (!disable_hs256).then(|| {
+            path(
+                "CALLVAULT_AUTH_HS256_SECRET_FILE",
+                raw_auth.hs256_secret_file,
+            )
+            .unwrap_or_else(|| data_dir.join("auth").join("hs256.secret"))
+        });
+        let (admin, origin) = pick(
+            "CALLVAULT_AUTH_BOOTSTRAP_ADMIN",
+            raw_auth.bootstrap_admin,
+            DEFAULT_BOOTSTRAP_ADMIN,
+        );
+        let bootstrap_admin = if admin.trim().is_empty() {
+            None
+        } else {
+            Some(callvault_domain::StaffId::parse(admin.trim()).map_err(|e| {
+                ConfigError::Invalid {
+                    setting: "auth.bootstrap_admin",
+                    origin,
+                    reason: e.to_string(),
+                }
+            })?)
+        };
+        let auth = AuthConfig {
+            issuer,
+            audience,
+            leeway_seconds,
+            hs256_secret_file,
+            rs256_public_key_file: path(
+                "CALLVAULT_AUTH_RS256_PUBLIC_KEY_FILE",
+                raw_auth.rs256_public_key_file,
+            ),
+            eddsa_public_key_file: path(
+                "CALLVAULT_AUTH_EDDSA_PUBLIC_KEY_FILE",
+                raw_auth.eddsa_public_key_file,
+            ),
+            jwks_file: path("CALLVAULT_AUTH_JWKS_FILE", raw_auth.jwks_file),
+            bootstrap_admin,
+        };
+        if auth.hs256_secret_file.is_none()
+            && auth.rs256_public_key_file.is_none()
+            && auth.eddsa_public_key_file.is_none()
+            && auth.jwks_file.is_none()
+        {
+            return Err(ConfigError::Invalid {
+                setting: "auth.disable_hs256",
+                origin: "configuration".into(),
+                reason: "with HS256 disabled, configure an RS256 or EdDSA key or a JWKS file, \
+                         or no token could ever be accepted"
+                    .into(),
+            });
+        }
+
         Ok(Self {
+            auth,
             listen,
             data_dir,
             store,

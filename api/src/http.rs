@@ -1,14 +1,14 @@
 //! The HTTP surface: `/graphql` (POST for queries, GET for GraphiQL),
 //! `/health`. Built by [`app`] so tests can drive it without a socket.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::{
     Json, Router,
     extract::State,
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::{get, post},
 };
@@ -17,14 +17,12 @@ use callvault_projections::Projections;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 use crate::{
+    auth::Authenticator,
     error::AppError,
     graphql::{Actor, CallvaultSchema},
     service::Registry,
 };
 
-/// Header naming the acting staff member, until token authentication
-/// arrives (see README "Who is acting").
-pub const ACTOR_HEADER: &str = "x-callvault-actor";
 /// Largest GraphQL request body accepted.
 pub const MAX_GRAPHQL_BODY: usize = 1024 * 1024;
 /// Longest a request may take.
@@ -37,17 +35,51 @@ pub struct AppState {
     pub schema: CallvaultSchema,
     /// Largest recording accepted.
     pub max_upload_bytes: u64,
+    /// Checks bearer tokens.
+    pub auth: Arc<Authenticator>,
 }
 
 impl AppState {
-    pub fn new(registry: Registry, projections: Projections, max_upload_bytes: u64) -> Self {
+    pub fn new(
+        registry: Registry,
+        projections: Projections,
+        max_upload_bytes: u64,
+        auth: Arc<Authenticator>,
+    ) -> Self {
         let schema = crate::graphql::schema(registry.clone(), projections.clone());
         Self {
             registry,
             projections,
             schema,
             max_upload_bytes,
+            auth,
         }
+    }
+
+    /// The staff member the request's bearer token names.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<StaffId, AppError> {
+        let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            AppError::Unauthenticated(
+                "sign in: send `Authorization: Bearer <token>` \
+                 (`callvault token issue --staff ID` mints one for local use)"
+                    .into(),
+            )
+        })?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                AppError::Unauthenticated(
+                    "the Authorization header must be `Bearer <token>`".into(),
+                )
+            })?;
+        self.auth.verify(token)
     }
 }
 
@@ -84,24 +116,19 @@ async fn graphql(
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
-    let actor = match actor(&headers) {
+    let actor = match state.authenticate(&headers) {
         Ok(actor) => actor,
-        Err(e) => return error_response(e),
+        Err(e) => {
+            // A GraphQL-shaped error, so GraphQL clients show it as one.
+            let body = serde_json::json!({
+                "data": null,
+                "errors": [{"message": e.to_string(), "extensions": {"code": e.code()}}],
+            });
+            return (e.status(), Json(body)).into_response();
+        }
     };
     let request = request.into_inner().data(Actor(actor));
     GraphQLResponse::from(state.schema.execute(request).await).into_response()
-}
-
-pub fn actor(headers: &HeaderMap) -> Result<StaffId, AppError> {
-    match headers.get(ACTOR_HEADER) {
-        None => Ok(StaffId::system("anonymous")),
-        Some(value) => {
-            let text = value
-                .to_str()
-                .map_err(|_| AppError::invalid(ACTOR_HEADER, "is not visible ASCII"))?;
-            StaffId::parse(text).map_err(|e| AppError::invalid(ACTOR_HEADER, e))
-        }
-    }
 }
 
 async fn health(State(state): State<AppState>) -> Response {

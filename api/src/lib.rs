@@ -2,7 +2,9 @@
 //! the HTTP and GraphQL surface, and the command-line tools. `main.rs` only
 //! wires these together.
 
+pub mod access;
 pub mod audio;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod custody;

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
-async fn gql(url: &str, query: &str, variables: Value) -> anyhow::Result<Value> {
+async fn gql(url: &str, token: &str, query: &str, variables: Value) -> anyhow::Result<Value> {
     let client = reqwest::Client::new();
     let answer: Value = client
         .post(format!("{}/graphql", url.trim_end_matches('/')))
-        .header("x-callvault-actor", "system.operator")
+        .bearer_auth(token)
         .json(&json!({"query": query, "variables": variables}))
         .send()
         .await
@@ -25,9 +25,10 @@ async fn gql(url: &str, query: &str, variables: Value) -> anyhow::Result<Value> 
 }
 
 /// Asks the service to rebuild, then follows its progress.
-pub async fn rebuild(url: &str, name: Option<&str>) -> anyhow::Result<ExitCode> {
+pub async fn rebuild(url: &str, token: &str, name: Option<&str>) -> anyhow::Result<ExitCode> {
     let started = gql(
         url,
+        token,
         "mutation($name: String) { rebuildProjection(name: $name) }",
         json!({"name": name}),
     )
@@ -45,6 +46,7 @@ pub async fn rebuild(url: &str, name: Option<&str>) -> anyhow::Result<ExitCode> 
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let data = gql(
             url,
+            token,
             "{ projections { name rebuild { fraction appliedEvents finished error } } }",
             json!({}),
         )

@@ -41,12 +41,12 @@ async fn a_model_killed_during_catch_up_ends_up_equal_to_a_fresh_rebuild() {
 
     // Start the service with no read models; kill it while they catch up.
     for delay in [60u64, 150, 300] {
-        let server = Server::start(data);
+        let server = Server::started(data).await;
         tokio::time::sleep(Duration::from_millis(delay)).await;
         server.kill();
     }
     // Let them finish.
-    let server = Server::start(data);
+    let server = Server::started(data).await;
     loop {
         let status = server.gql("{ projections { name lag } }", json!({})).await;
         let lags: Vec<u64> = status["data"]["projections"]
@@ -89,7 +89,7 @@ async fn every_search_is_logged_with_its_purpose_and_filter_fields_but_not_value
     );
     let audit = app
         .gql(
-            "{ accessAudit(filter: {actorId: \"telephony.pbx\"}) { items { kind purpose detail results } } }",
+            "{ accessAudit(filter: {actorId: \"test.operator\"}) { items { kind purpose detail results } } }",
             json!({}),
         )
         .await;
@@ -133,7 +133,7 @@ async fn operators_see_models_and_rebuild_one_while_queries_keep_answering() {
     for id in &ids {
         let read = app
             .gql(
-                &format!("{{ call(id: \"{id}\") {{ id status }} }}"),
+                &format!("{{ call(id: \"{id}\", purpose: \"verification\") {{ id status }} }}"),
                 json!({}),
             )
             .await;

@@ -27,9 +27,10 @@ use common::server::Server;
 /// Uploads `len` bytes from `source` over a raw connection, streamed.
 fn upload(server: &Server, call: &str, len: u64, mut source: impl FnMut(&mut [u8])) -> Value {
     let mut conn = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let token = common::token("telephony.pbx");
     write!(
         conn,
-        "POST /calls/{call}/recordings HTTP/1.1\r\nHost: x\r\nx-callvault-actor: telephony.pbx\r\ncontent-type: audio/wav\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"
+        "POST /calls/{call}/recordings HTTP/1.1\r\nHost: x\r\nauthorization: Bearer {token}\r\ncontent-type: audio/wav\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"
     )
     .unwrap();
     let mut buf = vec![0u8; 256 * 1024];
@@ -111,14 +112,14 @@ async fn after_a_purge_nothing_under_the_data_folder_can_bring_the_call_back() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let audio = distinct_audio(512 * 1024);
-    let server = Server::start(data);
+    let server = Server::started(data).await;
     let (call, rec) = call_with_recording(&server, &audio).await;
     let played = reqwest::Client::new()
         .get(format!(
             "http://127.0.0.1:{}/calls/{call}/recordings/{rec}",
             server.port
         ))
-        .header("x-callvault-actor", "sue.supervisor")
+        .header("authorization", common::bearer("sue.supervisor"))
         .header("x-callvault-purpose", "quality")
         .send()
         .await
@@ -222,7 +223,7 @@ async fn after_a_purge_nothing_under_the_data_folder_can_bring_the_call_back() {
 async fn a_crash_between_tombstone_and_key_destruction_is_finished_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let server = Server::start(data);
+    let server = Server::started(data).await;
     let (_, rec) = call_with_recording(&server, &distinct_audio(10_000)).await;
     server.kill();
     let owner = KeyOwner::Recording(rec.parse().unwrap());
@@ -275,7 +276,7 @@ async fn a_crash_between_tombstone_and_key_destruction_is_finished_at_the_next_s
 #[tokio::test]
 async fn a_200_mb_recording_round_trips_with_bounded_server_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = Server::started(dir.path()).await;
     let started = server
         .gql("mutation { startCall(input: {direction: INBOUND, callerNumber: \"040 123 4567\", serviceNumber: \"0295 50 2000\", agentId: \"anna.agent\", agentName: \"Anna\"}) { call { id } } }", json!({}))
         .await;
@@ -303,7 +304,7 @@ async fn a_200_mb_recording_round_trips_with_bounded_server_memory() {
             "http://127.0.0.1:{}/calls/{call}/recordings/{rec}",
             server.port
         ))
-        .header("x-callvault-actor", "sue.supervisor")
+        .header("authorization", common::bearer("sue.supervisor"))
         .header("x-callvault-purpose", "quality")
         .send()
         .await

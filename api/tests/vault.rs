@@ -56,19 +56,24 @@ async fn a_recording_uploads_and_plays_back_whole_and_in_ranges() {
 async fn every_playback_is_logged_with_purpose_and_mode() {
     let app = TestApp::new().await;
     let (call, rec, _) = uploaded(&app, 1000).await;
-    app.play(
-        &call,
-        &rec,
-        &[
-            ("x-callvault-mode", "download"),
-            ("x-callvault-reason", "monthly sample"),
-        ],
-    )
-    .await;
+    // A download is for legal claims, by a case worker.
+    let (status, _, _) = app
+        .play_as(
+            "kaisa.case",
+            "legal_claim",
+            &call,
+            &rec,
+            &[
+                ("x-callvault-mode", "download"),
+                ("x-callvault-reason", "monthly sample"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let access = app
         .store
         .read_stream(
-            &StreamName::new("access-sue.supervisor").unwrap(),
+            &StreamName::new("access-kaisa.case").unwrap(),
             StreamFrom::Start,
             Direction::Forwards,
             10,
@@ -81,7 +86,8 @@ async fn every_playback_is_logged_with_purpose_and_mode() {
     let callvault_domain::Event::RecordingAccessed(e) = event else {
         panic!("{event:?}")
     };
-    assert_eq!(e.purpose, callvault_domain::Purpose::Quality);
+    assert_eq!(e.purpose, callvault_domain::Purpose::LegalClaim);
+    assert_eq!(e.role, Some(callvault_domain::Role::CaseWorker));
     assert_eq!(e.mode, callvault_domain::access::AccessMode::Download);
     assert_eq!(
         e.reason.and_then(|r| r.into_clear()).as_deref(),
@@ -97,7 +103,7 @@ async fn playback_without_a_purpose_is_refused_and_logs_nothing() {
     let (call, rec, _) = uploaded(&app, 1000).await;
     let head = app.head().await;
     let request = Request::get(format!("/calls/{call}/recordings/{rec}"))
-        .header("x-callvault-actor", "sue.supervisor")
+        .header("authorization", common::bearer("sue.supervisor"))
         .body(Body::empty())
         .unwrap();
     let (status, _, body) = app.request(request).await;
@@ -238,8 +244,21 @@ async fn a_held_and_a_restricted_call_survive_retention_until_released() {
     assert_eq!(gone["tombstone"]["policyVersion"], 1);
     assert_eq!(gone["tombstone"]["reason"], "retention_expired");
     assert_eq!(app.play(&held_call, &held_rec, &[]).await.0, StatusCode::OK);
+    // Kept, but not used (R19): only for a legal claim.
     assert_eq!(
         app.play(&restricted_call, &restricted_rec, &[]).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.play_as(
+            "kaisa.case",
+            "legal_claim",
+            &restricted_call,
+            &restricted_rec,
+            &[]
+        )
+        .await
+        .0,
         StatusCode::OK
     );
     let plain = app.gql(GET, json!({"id": plain_call})).await;

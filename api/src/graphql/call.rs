@@ -2,15 +2,22 @@
 
 use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
 use callvault_domain::{
-    CallId, HoldId, PhoneNumber, StaffId,
-    call::{CallCommand, CallState, Direction as DomainDirection, EndCall, StartCall},
+    CallId, ContactRef, Event, HoldId, PhoneNumber, StaffId,
+    access::ContactHistoryRead,
+    call::{
+        CallCommand, CallState, CorrectionInput, Direction as DomainDirection, EndCall,
+        RectifyCall, StartCall,
+    },
     controls::{LiftRestriction, PlaceHold, ReleaseHold, RestrictProcessing},
+    personal::Personal,
+    policy::{Action, Target},
 };
 use callvault_store::Revision;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{gql_error, parts};
+use super::{caller, gql_error, guard};
 use crate::{
+    access::{Attempt, authorize},
     error::AppError,
     service::{Call, Executed},
 };
@@ -315,15 +322,31 @@ pub struct CallQuery;
 #[Object]
 impl CallQuery {
     /// One call by id, from the `calls` read model; null if there is no
-    /// such call.
+    /// such call. Opening a call states a purpose and is logged
+    /// (`ContactHistoryRead`) before its data leaves; maintenance and
+    /// security staff must also give a `reason` (a flagged break-glass read).
     async fn call(
         &self,
         ctx: &async_graphql::Context<'_>,
         id: ID,
+        #[graphql(
+            desc = "why you open it: verification, training, quality, legal_claim, data_subject_request, maintenance, security"
+        )]
+        purpose: String,
+        reason: Option<String>,
+        case_reference: Option<String>,
     ) -> async_graphql::Result<Option<CallView>> {
         async {
-            parts(ctx)?;
+            let (registry, caller) = caller(ctx).await?;
             let call_id = parse_call_id("id", &id)?;
+            let purpose = super::read::parse_purpose(&purpose)?;
+            let attempt = Attempt {
+                purpose: Some(purpose),
+                contact: Some(ContactRef::Call(call_id)),
+                recording_id: None,
+                case_reference: case_reference.clone(),
+                reason: reason.clone(),
+            };
             let view = super::read::view(ctx, callvault_projections::models::calls::NAME).await?;
             let row = tokio::task::spawn_blocking(move || {
                 callvault_projections::models::calls::get(&view, call_id)
@@ -331,7 +354,50 @@ impl CallQuery {
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!("query task failed: {e}")))?
             .map_err(super::read::projection_error)?;
-            Ok(row.map(CallView::from))
+            let target = row.as_ref().map(|r| Target {
+                relation: caller.relation(&r.agent),
+                restricted: r.restricted,
+                recording_purged: false,
+            });
+            // With no such call, still refuse someone no role lets open calls.
+            let granted = authorize(
+                registry,
+                &caller,
+                Action::ViewCall,
+                &attempt,
+                Some(target.unwrap_or(Target {
+                    relation: callvault_domain::policy::Relation::Other,
+                    restricted: false,
+                    recording_purged: false,
+                })),
+            )
+            .await;
+            let granted = match (granted, &row) {
+                (Ok(g), _) => g,
+                (Err(AppError::Forbidden(_)), None) => return Ok(None),
+                (Err(e), _) => return Err(e),
+            };
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let logged = Event::from(ContactHistoryRead {
+                actor: caller.id.clone(),
+                role: Some(granted.role),
+                contact: ContactRef::Call(call_id),
+                purpose,
+                case_reference: attempt.case_reference.clone(),
+                reason: reason.filter(|r| !r.trim().is_empty()).map(|r| {
+                    Personal::new(
+                        r.chars()
+                            .take(callvault_domain::error::MAX_REASON)
+                            .collect(),
+                    )
+                }),
+                break_glass: granted.break_glass,
+                read_at: registry.now(),
+            });
+            crate::audio::record_access(registry, &caller.id, &[logged]).await?;
+            Ok(Some(CallView::from(row)))
         }
         .await
         .map_err(gql_error)
@@ -368,7 +434,8 @@ async fn start_call(
     ctx: &async_graphql::Context<'_>,
     input: StartCallInput,
 ) -> Result<CallResult, AppError> {
-    let (registry, actor) = parts(ctx)?;
+    let (registry, caller) = guard(ctx, Action::RecordCalls).await?;
+    let actor = &caller.id;
     let call_id = input.call_id()?;
     let command = CallCommand::Start(StartCall {
         call_id,
@@ -394,7 +461,8 @@ async fn end_call(
     ctx: &async_graphql::Context<'_>,
     input: EndCallInput,
 ) -> Result<CallResult, AppError> {
-    let (registry, actor) = parts(ctx)?;
+    let (registry, caller) = guard(ctx, Action::RecordCalls).await?;
+    let actor = &caller.id;
     let call_id = parse_call_id("callId", &input.call_id)?;
     let command = CallCommand::End(EndCall {
         ended_at: input.ended_at.unwrap_or_else(|| registry.now()),
@@ -412,15 +480,16 @@ async fn end_call(
 
 async fn command(
     ctx: &async_graphql::Context<'_>,
+    action: Action,
     call_id: &ID,
     expected: Option<u64>,
     make: impl FnOnce() -> Result<CallCommand, AppError>,
 ) -> Result<CallResult, AppError> {
-    let (registry, actor) = parts(ctx)?;
     let call_id = parse_call_id("callId", call_id)?;
     let command = make()?;
+    let (registry, caller) = guard(ctx, action).await?;
     let executed = registry
-        .execute::<Call>(actor, &call_id, command, expected.map(Revision))
+        .execute::<Call>(&caller.id, &call_id, command, expected.map(Revision))
         .await?;
     result(registry, call_id, executed).await
 }
@@ -437,20 +506,26 @@ impl HoldMutation {
         ctx: &async_graphql::Context<'_>,
         input: PlaceHoldInput,
     ) -> async_graphql::Result<CallResult> {
-        command(ctx, &input.call_id, input.expected_revision, || {
-            let hold_id = match &input.hold_id {
-                Some(id) => id
-                    .parse::<HoldId>()
-                    .map_err(|e| AppError::invalid("holdId", e))?,
-                None => HoldId(uuid::Uuid::now_v7()),
-            };
-            Ok(CallCommand::PlaceHold(PlaceHold {
-                hold_id,
-                case_reference: input.case_reference.clone(),
-                reason: input.reason.clone(),
-                review_by: input.review_by,
-            }))
-        })
+        command(
+            ctx,
+            Action::ManageHolds,
+            &input.call_id,
+            input.expected_revision,
+            || {
+                let hold_id = match &input.hold_id {
+                    Some(id) => id
+                        .parse::<HoldId>()
+                        .map_err(|e| AppError::invalid("holdId", e))?,
+                    None => HoldId(uuid::Uuid::now_v7()),
+                };
+                Ok(CallCommand::PlaceHold(PlaceHold {
+                    hold_id,
+                    case_reference: input.case_reference.clone(),
+                    reason: input.reason.clone(),
+                    review_by: input.review_by,
+                }))
+            },
+        )
         .await
         .map_err(gql_error)
     }
@@ -462,15 +537,21 @@ impl HoldMutation {
         ctx: &async_graphql::Context<'_>,
         input: ReleaseHoldInput,
     ) -> async_graphql::Result<CallResult> {
-        command(ctx, &input.call_id, input.expected_revision, || {
-            Ok(CallCommand::ReleaseHold(ReleaseHold {
-                hold_id: input
-                    .hold_id
-                    .parse::<HoldId>()
-                    .map_err(|e| AppError::invalid("holdId", e))?,
-                reason: input.reason.clone(),
-            }))
-        })
+        command(
+            ctx,
+            Action::ManageHolds,
+            &input.call_id,
+            input.expected_revision,
+            || {
+                Ok(CallCommand::ReleaseHold(ReleaseHold {
+                    hold_id: input
+                        .hold_id
+                        .parse::<HoldId>()
+                        .map_err(|e| AppError::invalid("holdId", e))?,
+                    reason: input.reason.clone(),
+                }))
+            },
+        )
         .await
         .map_err(gql_error)
     }
@@ -482,12 +563,18 @@ impl HoldMutation {
         ctx: &async_graphql::Context<'_>,
         input: RestrictProcessingInput,
     ) -> async_graphql::Result<CallResult> {
-        command(ctx, &input.call_id, input.expected_revision, || {
-            Ok(CallCommand::RestrictProcessing(RestrictProcessing {
-                case_reference: input.case_reference.clone(),
-                reason: input.reason.clone(),
-            }))
-        })
+        command(
+            ctx,
+            Action::ManageRestriction,
+            &input.call_id,
+            input.expected_revision,
+            || {
+                Ok(CallCommand::RestrictProcessing(RestrictProcessing {
+                    case_reference: input.case_reference.clone(),
+                    reason: input.reason.clone(),
+                }))
+            },
+        )
         .await
         .map_err(gql_error)
     }
@@ -498,12 +585,96 @@ impl HoldMutation {
         ctx: &async_graphql::Context<'_>,
         input: LiftRestrictionInput,
     ) -> async_graphql::Result<CallResult> {
-        command(ctx, &input.call_id, input.expected_revision, || {
-            Ok(CallCommand::LiftRestriction(LiftRestriction {
-                subject_informed_at: input.subject_informed_at,
-                reason: input.reason.clone(),
-            }))
-        })
+        command(
+            ctx,
+            Action::ManageRestriction,
+            &input.call_id,
+            input.expected_revision,
+            || {
+                Ok(CallCommand::LiftRestriction(LiftRestriction {
+                    subject_informed_at: input.subject_informed_at,
+                    reason: input.reason.clone(),
+                }))
+            },
+        )
+        .await
+        .map_err(gql_error)
+    }
+}
+
+/// A correction of one field (R18): give exactly one.
+#[derive(InputObject, Debug)]
+pub struct RectifyCallInput {
+    pub call_id: ID,
+    pub caller_number: Option<String>,
+    pub service_number: Option<String>,
+    pub agent_name: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Why, e.g. the data subject's request and its reference.
+    pub reason: String,
+    pub expected_revision: Option<u64>,
+}
+
+impl RectifyCallInput {
+    fn correction(&self) -> Result<CorrectionInput, AppError> {
+        let mut given = Vec::new();
+        if let Some(n) = &self.caller_number {
+            given.push(CorrectionInput::Caller(parse_phone("callerNumber", n)?));
+        }
+        if let Some(n) = &self.service_number {
+            given.push(CorrectionInput::ServiceNumber(parse_phone(
+                "serviceNumber",
+                n,
+            )?));
+        }
+        if let Some(n) = &self.agent_name {
+            given.push(CorrectionInput::AgentName(n.clone()));
+        }
+        if let Some(t) = self.started_at {
+            given.push(CorrectionInput::StartedAt(t));
+        }
+        if let Some(t) = self.ended_at {
+            given.push(CorrectionInput::EndedAt(t));
+        }
+        match given.len() {
+            1 => Ok(given.remove(0)),
+            0 => Err(AppError::invalid(
+                "input",
+                "give one field to correct: callerNumber, serviceNumber, agentName, startedAt or endedAt",
+            )),
+            _ => Err(AppError::invalid(
+                "input",
+                "correct one field per rectification, so each has its own reason",
+            )),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct CaseMutation;
+
+#[Object]
+impl CaseMutation {
+    /// Records a rectification (R18) as a new event; the original value
+    /// stays in the history.
+    async fn rectify_call(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        input: RectifyCallInput,
+    ) -> async_graphql::Result<CallResult> {
+        command(
+            ctx,
+            Action::Rectify,
+            &input.call_id,
+            input.expected_revision,
+            || {
+                Ok(CallCommand::Rectify(RectifyCall {
+                    correction: input.correction()?,
+                    reason: input.reason.clone(),
+                }))
+            },
+        )
         .await
         .map_err(gql_error)
     }

@@ -4,6 +4,7 @@
 
 pub mod call;
 pub mod read;
+pub mod staff;
 
 use async_graphql::{EmptySubscription, ErrorExtensions, MergedObject, Schema};
 use callvault_domain::StaffId;
@@ -12,14 +13,21 @@ use callvault_projections::Projections;
 
 use crate::{error::AppError, service::Registry};
 
-pub use call::{CallMutation, CallQuery, HoldMutation};
+pub use call::{CallMutation, CallQuery, CaseMutation, HoldMutation};
 pub use read::{OperatorMutation, ReadQuery};
+pub use staff::StaffMutation;
 
 #[derive(MergedObject, Default)]
 pub struct Query(CallQuery, ReadQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(CallMutation, HoldMutation, OperatorMutation);
+pub struct Mutation(
+    CallMutation,
+    HoldMutation,
+    CaseMutation,
+    StaffMutation,
+    OperatorMutation,
+);
 
 pub type CallvaultSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -72,4 +80,26 @@ fn parts<'a>(ctx: &async_graphql::Context<'a>) -> Result<(&'a Registry, &'a Staf
         .map(|a| &a.0)
         .map_err(|_| AppError::Unauthenticated("no actor for this request".into()))?;
     Ok((registry, actor))
+}
+
+/// The registry and the actor with their roles.
+pub(crate) async fn caller<'a>(
+    ctx: &async_graphql::Context<'a>,
+) -> Result<(&'a Registry, crate::access::Caller), AppError> {
+    let (registry, actor) = parts(ctx)?;
+    Ok((
+        registry,
+        crate::access::Caller::load(registry, actor).await?,
+    ))
+}
+
+/// Lets the actor through for an action on no particular call, or logs the
+/// refusal and returns it.
+pub(crate) async fn guard<'a>(
+    ctx: &async_graphql::Context<'a>,
+    action: callvault_domain::policy::Action,
+) -> Result<(&'a Registry, crate::access::Caller), AppError> {
+    let (registry, caller) = caller(ctx).await?;
+    crate::access::authorize_plain(registry, &caller, action).await?;
+    Ok((registry, caller))
 }

@@ -20,9 +20,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
     call::{CallView, Direction, parse_call_id},
-    gql_error, parts,
+    caller, gql_error, guard, parts,
 };
-use crate::error::AppError;
+use crate::{
+    access::{Attempt, deny},
+    error::AppError,
+};
+use callvault_domain::policy::{self, Action, Decision, Visibility};
 
 /// Most items one page returns.
 pub const MAX_PAGE: usize = 100;
@@ -60,6 +64,10 @@ pub(crate) fn projection_error(e: callvault_projections::ProjectionError) -> App
         callvault_projections::ProjectionError::Unknown(_) => AppError::NotFound(e.to_string()),
         other => AppError::Internal(other.into()),
     }
+}
+
+pub(crate) fn parse_purpose(text: &str) -> Result<Purpose, AppError> {
+    text.parse().map_err(|e| AppError::invalid("purpose", e))
 }
 
 fn page_size(first: Option<i32>) -> Result<usize, AppError> {
@@ -133,6 +141,7 @@ impl CallSearch {
                 CallStatusFilter::Restricted => calls::Status::Restricted,
             }),
             agents_in: None,
+            exclude_restricted: false,
         })
     }
 
@@ -452,16 +461,53 @@ impl ReadQuery {
         filter: Option<CallSearch>,
         first: Option<i32>,
         after: Option<String>,
+        #[graphql(desc = "the case this search serves, if any")] case_reference: Option<String>,
     ) -> async_graphql::Result<CallConnection> {
         async {
-            let (registry, actor) = parts(ctx)?;
-            let purpose: Purpose = purpose
-                .parse()
-                .map_err(|e| AppError::invalid("purpose", e))?;
+            let (registry, caller) = caller(ctx).await?;
+            let purpose = parse_purpose(&purpose)?;
             let search = filter.unwrap_or_default();
             let fields = search.fields();
-            let filter = search.to_filter()?;
+            let mut filter = search.to_filter()?;
             let limit = page_size(first)?;
+            let attempt = Attempt {
+                case_reference: case_reference.clone(),
+                ..Attempt::purpose(purpose)
+            };
+            // Searches show only what the searcher may see (R8, R9, R19).
+            let role = match policy::visibility(&caller.id, &caller.rights, Some(purpose), false) {
+                Ok(Visibility::All {
+                    restricted, role, ..
+                }) => {
+                    filter.exclude_restricted = !restricted;
+                    role
+                }
+                Ok(Visibility::Agents {
+                    agents,
+                    restricted,
+                    role,
+                }) => {
+                    filter.agents_in = Some(agents.iter().map(|a| a.to_string()).collect());
+                    filter.exclude_restricted = !restricted;
+                    role
+                }
+                Err(Decision::Deny { refusal, role }) => {
+                    return Err(deny(
+                        registry,
+                        &caller,
+                        Action::SearchCalls,
+                        &attempt,
+                        refusal,
+                        role,
+                    )
+                    .await);
+                }
+                Err(other) => {
+                    return Err(AppError::Internal(anyhow::anyhow!(
+                        "search visibility answered {other:?}"
+                    )));
+                }
+            };
             let view = view(ctx, calls::NAME).await?;
             let page =
                 blocking(move || calls::search(&view, &filter, after.as_deref(), limit)).await?;
@@ -472,15 +518,15 @@ impl ReadQuery {
                 .collect();
             let logged =
                 callvault_domain::Event::from(callvault_domain::access::ContactHistorySearched {
-                    actor: actor.clone(),
-                    role: None,
+                    actor: caller.id.clone(),
+                    role: Some(role),
                     purpose,
-                    case_reference: None,
+                    case_reference: attempt.case_reference.clone(),
                     filter_fields: fields,
                     results,
                     searched_at: registry.now(),
                 });
-            crate::audio::record_access(registry, actor, &[logged]).await?;
+            crate::audio::record_access(registry, &caller.id, &[logged]).await?;
             Ok(CallConnection {
                 items: page.items.into_iter().map(CallView::from).collect(),
                 next_cursor: page.next_cursor,
@@ -499,7 +545,7 @@ impl ReadQuery {
         after: Option<String>,
     ) -> async_graphql::Result<AccessConnection> {
         async {
-            parts(ctx)?;
+            guard(ctx, Action::ViewAccessAudit).await?;
             let filter = filter.unwrap_or_default().to_filter()?;
             let limit = page_size(first)?;
             let view = view(ctx, access_audit::NAME).await?;
@@ -523,7 +569,7 @@ impl ReadQuery {
         after: Option<String>,
     ) -> async_graphql::Result<AccessConnection> {
         async {
-            parts(ctx)?;
+            guard(ctx, Action::ViewAccessAudit).await?;
             let limit = page_size(first)?;
             let view = view(ctx, access_audit::NAME).await?;
             let filter = access_audit::AccessFilter {
@@ -552,7 +598,7 @@ impl ReadQuery {
         first: Option<i32>,
     ) -> async_graphql::Result<Vec<RetentionItem>> {
         async {
-            let (registry, _) = parts(ctx)?;
+            let (registry, _) = guard(ctx, Action::ViewRetention).await?;
             let from = from.unwrap_or_else(|| registry.now());
             let to = to.unwrap_or(from + chrono::Duration::days(30));
             let limit = page_size(first)?;
@@ -589,9 +635,34 @@ impl ReadQuery {
         &self,
         ctx: &async_graphql::Context<'_>,
         phone_numbers: Vec<String>,
+        #[graphql(desc = "default data_subject_request")] purpose: Option<String>,
+        #[graphql(desc = "the data subject's request")] case_reference: Option<String>,
     ) -> async_graphql::Result<Vec<SubjectCall>> {
         async {
-            parts(ctx)?;
+            let (registry, caller) = caller(ctx).await?;
+            let purpose = match purpose.as_deref() {
+                Some(p) => parse_purpose(p)?,
+                None => Purpose::DataSubjectRequest,
+            };
+            let attempt = Attempt {
+                case_reference: case_reference.clone(),
+                ..Attempt::purpose(purpose)
+            };
+            let granted =
+                crate::access::authorize(registry, &caller, Action::LookUpSubject, &attempt, None)
+                    .await?;
+            // The log of use is its own view with its own readers (R28): a
+            // case worker preparing the subject's copy does not get it.
+            let sees_audit = policy::decide(
+                &caller.roles(),
+                &policy::Request {
+                    action: Action::ViewAccessAudit,
+                    purpose: None,
+                    target: None,
+                    reason_given: false,
+                },
+            )
+            .is_allowed();
             if phone_numbers.is_empty() {
                 return Err(AppError::invalid(
                     "phoneNumbers",
@@ -604,6 +675,20 @@ impl ReadQuery {
                 .collect::<Result<Vec<_>, _>>()?;
             let view = view(ctx, subjects::NAME).await?;
             let calls = blocking(move || subjects::lookup(&view, &numbers, 1000)).await?;
+            let logged =
+                callvault_domain::Event::from(callvault_domain::access::ContactHistorySearched {
+                    actor: caller.id.clone(),
+                    role: Some(granted.role),
+                    purpose,
+                    case_reference: attempt.case_reference.clone(),
+                    filter_fields: vec!["phoneNumbers".to_owned()],
+                    results: calls
+                        .iter()
+                        .filter_map(|c| c.call_id.parse().ok().map(ContactRef::Call))
+                        .collect(),
+                    searched_at: registry.now(),
+                });
+            crate::audio::record_access(registry, &caller.id, &[logged]).await?;
             Ok(calls
                 .into_iter()
                 .map(|c| SubjectCall {
@@ -627,6 +712,7 @@ impl ReadQuery {
                     accesses: c
                         .accesses
                         .into_iter()
+                        .filter(|_| sees_audit)
                         .map(|a| SubjectAccess {
                             at: a.at,
                             actor_id: a.actor,
@@ -650,7 +736,7 @@ impl ReadQuery {
         staff_id: Option<String>,
     ) -> async_graphql::Result<Vec<Grant>> {
         async {
-            let (registry, _) = parts(ctx)?;
+            let (registry, _) = guard(ctx, Action::ViewStaffRights).await?;
             let at = at.unwrap_or_else(|| registry.now());
             let staff = staff_id
                 .as_deref()
@@ -673,7 +759,7 @@ impl ReadQuery {
         by: Option<NaiveDate>,
     ) -> async_graphql::Result<Vec<ReviewDue>> {
         async {
-            let (registry, _) = parts(ctx)?;
+            let (registry, _) = guard(ctx, Action::ViewStaffRights).await?;
             let by = by.unwrap_or_else(|| registry.now().date_naive());
             let view = view(ctx, staff_rights::NAME).await?;
             let due = blocking(move || staff_rights::reviews_due(&view, by)).await?;
@@ -696,7 +782,7 @@ impl ReadQuery {
         service_number: Option<String>,
     ) -> async_graphql::Result<CallStats> {
         async {
-            parts(ctx)?;
+            guard(ctx, Action::ViewStats).await?;
             if to < from {
                 return Err(AppError::invalid("to", "is before `from`"));
             }
@@ -744,7 +830,7 @@ impl ReadQuery {
         ctx: &async_graphql::Context<'_>,
     ) -> async_graphql::Result<Vec<ProjectionStatus>> {
         async {
-            parts(ctx)?;
+            guard(ctx, Action::OperateProjections).await?;
             let projections = ctx
                 .data::<Projections>()
                 .map_err(|_| AppError::Internal(anyhow::anyhow!("no read models")))?;
@@ -782,7 +868,7 @@ impl OperatorMutation {
         name: Option<String>,
     ) -> async_graphql::Result<Vec<String>> {
         async {
-            parts(ctx)?;
+            guard(ctx, Action::OperateProjections).await?;
             let projections = ctx
                 .data::<Projections>()
                 .map_err(|_| AppError::Internal(anyhow::anyhow!("no read models")))?;

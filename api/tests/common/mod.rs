@@ -12,11 +12,15 @@ use axum::{
     body::Body,
     http::{Request, StatusCode},
 };
+use callvault::auth::Authenticator;
 use callvault::{
     AppState, app,
     service::{Clock, Registry},
 };
-use callvault_domain::RetentionPolicy;
+use callvault_domain::{
+    RetentionPolicy, Role, StaffId,
+    staff::{GrantRole, StaffCommand},
+};
 use callvault_projections::Projections;
 use callvault_store::{EventStore, blob::BlobStore, memory::MemoryStore, vault::KeyVault};
 use chrono::{DateTime, Utc};
@@ -44,6 +48,51 @@ pub struct TestApp {
 
 pub const MAX_UPLOAD: u64 = 64 * 1024 * 1024;
 
+/// The HS256 secret the tests sign tokens with.
+pub const SECRET: [u8; 32] = [42; 32];
+
+/// Who acts in `gql`, `upload`: the telephony side plus case work, audit
+/// and analysis, so the older tests can write and read with one actor.
+pub const OPERATOR: &str = "test.operator";
+
+/// The staff of the tests and their roles (supervisors: their team).
+pub const STAFF: &[(&str, Role, &[&str])] = &[
+    (OPERATOR, Role::Administrator, &[]),
+    (OPERATOR, Role::Telephony, &[]),
+    (OPERATOR, Role::CaseWorker, &[]),
+    (OPERATOR, Role::Auditor, &[]),
+    (OPERATOR, Role::Analyst, &[]),
+    ("telephony.pbx", Role::Telephony, &[]),
+    ("anna.agent", Role::Agent, &[]),
+    ("bob.agent", Role::Agent, &[]),
+    ("sue.supervisor", Role::Supervisor, &["anna.agent"]),
+    ("quinn.quality", Role::QualityExpert, &[]),
+    ("mike.maintenance", Role::Maintenance, &[]),
+    ("aino.auditor", Role::Auditor, &[]),
+    ("kaisa.case", Role::CaseWorker, &[]),
+    ("antti.analyst", Role::Analyst, &[]),
+    ("alma.admin", Role::Administrator, &[]),
+];
+
+pub fn authenticator() -> Authenticator {
+    Authenticator::hs256(&SECRET, "callvault", "callvault").unwrap()
+}
+
+/// A valid token for `staff`.
+pub fn token(staff: &str) -> String {
+    authenticator()
+        .issue(
+            &StaffId::parse(staff).unwrap(),
+            Utc::now(),
+            chrono::Duration::hours(1),
+        )
+        .unwrap()
+}
+
+pub fn bearer(staff: &str) -> String {
+    format!("Bearer {}", token(staff))
+}
+
 impl TestApp {
     pub async fn new() -> Self {
         Self::with_store(Arc::new(MemoryStore::new())).await
@@ -63,6 +112,21 @@ impl TestApp {
             RetentionPolicy::default(),
             clock.clone(),
         );
+        for (who, role, team) in STAFF {
+            registry
+                .execute::<callvault::service::Staff>(
+                    &StaffId::system("test"),
+                    &StaffId::parse(who).unwrap(),
+                    StaffCommand::GrantRole(GrantRole {
+                        role: *role,
+                        supervises: team.iter().map(|t| StaffId::parse(t).unwrap()).collect(),
+                        decision_reference: None,
+                    }),
+                    None,
+                )
+                .await
+                .unwrap();
+        }
         let projections = Projections::open(
             dir.path().join("projections"),
             store.clone(),
@@ -76,6 +140,7 @@ impl TestApp {
                 registry.clone(),
                 projections.clone(),
                 MAX_UPLOAD,
+                std::sync::Arc::new(authenticator()),
             )),
             projections,
             registry,
@@ -101,15 +166,30 @@ impl TestApp {
     }
 
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.gql_as(OPERATOR, query, variables).await
+    }
+
+    /// A GraphQL request with `staff`'s token.
+    pub async fn gql_as(&self, staff: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.gql_with(Some(&bearer(staff)), query, variables).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// A GraphQL request with any `Authorization` header (or none).
+    pub async fn gql_with(
+        &self,
+        authorization: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (StatusCode, Value) {
         let body = json!({"query": query, "variables": variables}).to_string();
-        let request = Request::post("/graphql")
-            .header("content-type", "application/json")
-            .header("x-callvault-actor", "telephony.pbx")
-            .body(Body::from(body))
-            .unwrap();
-        let (status, _, body) = self.request(request).await;
-        assert_eq!(status, StatusCode::OK);
-        serde_json::from_slice(&body).unwrap()
+        let mut request = Request::post("/graphql").header("content-type", "application/json");
+        if let Some(a) = authorization {
+            request = request.header("authorization", a);
+        }
+        let (status, _, body) = self.request(request.body(Body::from(body)).unwrap()).await;
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
     pub async fn head(&self) -> Option<String> {
@@ -155,22 +235,35 @@ impl TestApp {
     pub async fn upload(&self, call: &str, audio: Vec<u8>) -> (StatusCode, Value) {
         let request = Request::post(format!("/calls/{call}/recordings"))
             .header("content-type", "audio/wav")
-            .header("x-callvault-actor", "telephony.pbx")
+            .header("authorization", bearer("telephony.pbx"))
             .body(Body::from(audio))
             .unwrap();
         let (status, _, body) = self.request(request).await;
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
+    /// Plays as `sue.supervisor` (anna.agent's supervisor) for quality.
     pub async fn play(
         &self,
         call: &str,
         recording: &str,
         extra: &[(&str, &str)],
     ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        self.play_as("sue.supervisor", "quality", call, recording, extra)
+            .await
+    }
+
+    pub async fn play_as(
+        &self,
+        staff: &str,
+        purpose: &str,
+        call: &str,
+        recording: &str,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
         let mut request = Request::get(format!("/calls/{call}/recordings/{recording}"))
-            .header("x-callvault-actor", "sue.supervisor")
-            .header("x-callvault-purpose", "quality");
+            .header("authorization", bearer(staff))
+            .header("x-callvault-purpose", purpose);
         for (k, v) in extra {
             request = request.header(*k, *v);
         }
@@ -198,7 +291,7 @@ pub const END: &str = "mutation($input: EndCallInput!) {
 }";
 
 pub const GET: &str = "query($id: ID!) {
-    call(id: $id) { id direction status callerNumber serviceNumber agentId agentName startedAt endedAt durationSeconds personalDataShredded restricted recordings { id purgedAt } holds { id releasedAt } }
+    call(id: $id, purpose: \"legal_claim\") { id direction status callerNumber serviceNumber agentId agentName startedAt endedAt durationSeconds personalDataShredded restricted recordings { id purgedAt } holds { id releasedAt } }
 }";
 
 pub fn error_code(response: &Value) -> &str {

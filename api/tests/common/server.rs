@@ -16,10 +16,18 @@ pub struct Server {
 }
 
 impl Server {
+    /// Starts `serve` on `data`, with the tests' token secret and
+    /// `test.operator` as first administrator. Call [`Server::grant_staff`]
+    /// to give the tests' staff their roles.
     pub fn start(data: &Path) -> Self {
+        std::fs::create_dir_all(data).expect("data folder");
+        let secret = data.join("test-hs256.secret");
+        std::fs::write(&secret, super::SECRET).expect("write the token secret");
         let mut child = Command::new(env!("CARGO_BIN_EXE_callvault"))
             .arg("serve")
             .env("CALLVAULT_DATA_DIR", data)
+            .env("CALLVAULT_AUTH_HS256_SECRET_FILE", &secret)
+            .env("CALLVAULT_AUTH_BOOTSTRAP_ADMIN", super::OPERATOR)
             .env("CALLVAULT_LISTEN", "127.0.0.1:0")
             .env("CALLVAULT_LOG", "warn")
             .stdout(Stdio::piped())
@@ -39,14 +47,43 @@ impl Server {
         Self { child, port }
     }
 
+    /// [`Server::start`], then [`Server::grant_staff`].
+    pub async fn started(data: &Path) -> Self {
+        let server = Self::start(data);
+        server.grant_staff().await;
+        server
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Gives the tests' staff (`common::STAFF`) their roles; roles already
+    /// held (a restarted server) are left as they are.
+    pub async fn grant_staff(&self) {
+        for (who, role, team) in super::STAFF {
+            let answer = self
+                .gql(
+                    "mutation($i: GrantRoleInput!) { grantRole(input: $i) { staffId } }",
+                    json!({"i": {"staffId": who, "role": role.name(), "supervises": team}}),
+                )
+                .await;
+            let code = answer["errors"][0]["extensions"]["code"].as_str();
+            assert!(
+                code.is_none() || code == Some("CONFLICT"),
+                "granting {who} {role}: {answer}"
+            );
+        }
+    }
+
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.gql_as(super::OPERATOR, query, variables).await
+    }
+
+    pub async fn gql_as(&self, staff: &str, query: &str, variables: Value) -> Value {
         reqwest::Client::new()
             .post(self.url("/graphql"))
-            .header("x-callvault-actor", "telephony.pbx")
+            .header("authorization", super::bearer(staff))
             .json(&json!({"query": query, "variables": variables}))
             .send()
             .await

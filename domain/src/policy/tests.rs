@@ -70,14 +70,11 @@ fn expected(role: Role) -> Vec<(Action, &'static str)> {
             (Listen, "AAARG"),
             (ViewStats, "AAAAA"),
         ],
-        Role::Maintenance | Role::Security => vec![
-            (SearchCalls, "BBBRB"),
-            (ViewCall, "BBBRB"),
-            (Listen, "BBBRG"),
-        ],
+        Role::Maintenance | Role::Security => vec![(ViewCall, "BBBRB"), (Listen, "BBBRG")],
         Role::Auditor => vec![
             (SearchCalls, "AAARA"),
             (ViewCall, "AAARA"),
+            (LookUpSubject, "AAARA"),
             (ViewAccessAudit, "AAAAA"),
             (ViewStaffRights, "AAAAA"),
             (ViewRetention, "AAAAA"),

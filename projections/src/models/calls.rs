@@ -265,6 +265,8 @@ pub struct CallFilter {
     pub status: Option<Status>,
     /// Only calls of these agents (a supervisor's team); `None`: anyone's.
     pub agents_in: Option<Vec<String>>,
+    /// Leave out calls whose processing is restricted (R19).
+    pub exclude_restricted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -370,7 +372,8 @@ pub fn search(
             && filter
                 .max_duration_seconds
                 .is_none_or(|m| row.duration_seconds().is_some_and(|d| d <= m))
-            && filter.status.is_none_or(|s| row.status().contains(&s));
+            && filter.status.is_none_or(|s| row.status().contains(&s))
+            && !(filter.exclude_restricted && row.restricted);
         let cursor_here = cursor_of(&row);
         if keep {
             items.push(row);

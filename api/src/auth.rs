@@ -1,0 +1,382 @@
+//! Authentication: who is calling, from a bearer JWT (R13). A token only
+//! says *who* (`sub`, a staff id); what they may do is decided from the
+//! roles the register itself holds for them (`access.rs`).
+//!
+//! Keys come from configuration: an HS256 secret for tokens minted here
+//! (`callvault token issue`), and RS256 / EdDSA public keys (PEM files or
+//! a JWKS file, chosen by `kid`) for a real identity provider. Every token
+//! must carry the configured issuer and audience and an expiry; `nbf` and
+//! `exp` are checked with the configured leeway. Errors say what is wrong
+//! with a token, never what it contains.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use callvault_domain::StaffId;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::{config::AuthConfig, error::AppError};
+
+/// Longest lifetime `token issue` mints.
+pub const MAX_TTL: chrono::Duration = chrono::Duration::days(30);
+
+/// The claims callvault reads and writes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub iss: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+}
+
+struct VerifyKey {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// Checks bearer tokens; mints HS256 ones when it has the secret.
+pub struct Authenticator {
+    issuer: String,
+    audience: String,
+    leeway: u64,
+    keys: Vec<VerifyKey>,
+    hs256_secret: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key that can't be loaded, and which setting named it.
+#[derive(Debug, thiserror::Error)]
+#[error("auth key {path}: {reason}")]
+pub struct KeyError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+fn key_error(path: &Path, reason: impl std::fmt::Display) -> KeyError {
+    KeyError {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads the HS256 secret, creating a fresh random one (owner-only) if the
+/// file does not exist yet.
+fn load_or_create_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let secret = Zeroizing::new(bytes);
+            if secret.len() < 32 {
+                return Err(key_error(
+                    path,
+                    "the HS256 secret is shorter than 32 bytes; use at least 256 random bits",
+                ));
+            }
+            Ok(secret)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| key_error(path, e))?;
+            }
+            let mut secret = Zeroizing::new(vec![0u8; 32]);
+            aws_lc_rs::rand::fill(&mut secret).map_err(|_| key_error(path, "no randomness"))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(path).map_err(|e| key_error(path, e))?;
+            file.write_all(&secret).map_err(|e| key_error(path, e))?;
+            file.sync_all().map_err(|e| key_error(path, e))?;
+            Ok(secret)
+        }
+        Err(e) => Err(key_error(path, e)),
+    }
+}
+
+impl Authenticator {
+    /// Loads every configured key.
+    pub fn from_config(config: &AuthConfig) -> Result<Self, KeyError> {
+        let mut keys = Vec::new();
+        let mut hs256_secret = None;
+        if let Some(path) = &config.hs256_secret_file {
+            let secret = load_or_create_secret(path)?;
+            keys.push(VerifyKey {
+                kid: None,
+                algorithm: Algorithm::HS256,
+                key: DecodingKey::from_secret(&secret).map_err(|e| key_error(path, e))?,
+            });
+            hs256_secret = Some(secret);
+        }
+        let read = |path: &Path| std::fs::read(path).map_err(|e| key_error(path, e));
+        if let Some(path) = &config.rs256_public_key_file {
+            keys.push(VerifyKey {
+                kid: None,
+                algorithm: Algorithm::RS256,
+                key: DecodingKey::from_rsa_pem(&read(path)?).map_err(|e| key_error(path, e))?,
+            });
+        }
+        if let Some(path) = &config.eddsa_public_key_file {
+            keys.push(VerifyKey {
+                kid: None,
+                algorithm: Algorithm::EdDSA,
+                key: DecodingKey::from_ed_pem(&read(path)?).map_err(|e| key_error(path, e))?,
+            });
+        }
+        if let Some(path) = &config.jwks_file {
+            let set: jsonwebtoken::jwk::JwkSet =
+                serde_json::from_slice(&read(path)?).map_err(|e| key_error(path, e))?;
+            for jwk in &set.keys {
+                let algorithm = match &jwk.algorithm {
+                    jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                    jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+                    _ => {
+                        return Err(key_error(
+                            path,
+                            "only RSA (RS256) and OKP (EdDSA) keys are supported",
+                        ));
+                    }
+                };
+                keys.push(VerifyKey {
+                    kid: jwk.common.key_id.clone(),
+                    algorithm,
+                    key: DecodingKey::from_jwk(jwk).map_err(|e| key_error(path, e))?,
+                });
+            }
+        }
+        Ok(Self {
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            leeway: config.leeway_seconds,
+            keys,
+            hs256_secret,
+        })
+    }
+
+    /// An authenticator with only an HS256 secret (tests, tools).
+    pub fn hs256(secret: &[u8], issuer: &str, audience: &str) -> Result<Self, KeyError> {
+        let path = Path::new("<memory>");
+        Ok(Self {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            leeway: 30,
+            keys: vec![VerifyKey {
+                kid: None,
+                algorithm: Algorithm::HS256,
+                key: DecodingKey::from_secret(secret).map_err(|e| key_error(path, e))?,
+            }],
+            hs256_secret: Some(Zeroizing::new(secret.to_vec())),
+        })
+    }
+
+    /// The staff member a token names, or why it is refused.
+    pub fn verify(&self, token: &str) -> Result<StaffId, AppError> {
+        let refuse = |why: &str| AppError::Unauthenticated(format!("bearer token refused: {why}"));
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| refuse("it is not a JWT (header.payload.signature)"))?;
+        let candidates: Vec<&VerifyKey> = self
+            .keys
+            .iter()
+            .filter(|k| k.algorithm == header.alg)
+            .filter(|k| match (&k.kid, &header.kid) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(refuse(&format!(
+                "no configured key verifies {:?} tokens{}",
+                header.alg,
+                header
+                    .kid
+                    .as_deref()
+                    .map(|k| format!(" with kid `{}`", k.chars().take(64).collect::<String>()))
+                    .unwrap_or_default()
+            )));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let mut last = None;
+        for key in candidates {
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
+                Ok(data) => {
+                    return StaffId::parse(&data.claims.sub)
+                        .map_err(|_| refuse("its subject is not a staff id"));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let why = match last.as_ref().map(|e| e.kind()) {
+            Some(ErrorKind::ExpiredSignature) => "it has expired".to_owned(),
+            Some(ErrorKind::ImmatureSignature) => "it is not valid yet".to_owned(),
+            Some(ErrorKind::InvalidSignature) => "its signature does not verify".to_owned(),
+            Some(ErrorKind::InvalidAudience) => {
+                format!("its audience is not `{}`", self.audience)
+            }
+            Some(ErrorKind::InvalidIssuer) => format!("its issuer is not `{}`", self.issuer),
+            Some(ErrorKind::MissingRequiredClaim(c)) => format!("it has no `{c}` claim"),
+            Some(ErrorKind::InvalidAlgorithm) => "its algorithm does not match the key".to_owned(),
+            _ => "it can't be read".to_owned(),
+        };
+        Err(refuse(&why))
+    }
+
+    /// Mints an HS256 token for `staff`, valid from `now` for `ttl`.
+    pub fn issue(
+        &self,
+        staff: &StaffId,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<String, AppError> {
+        let secret = self.hs256_secret.as_ref().ok_or_else(|| {
+            AppError::invalid(
+                "auth.hs256_secret_file",
+                "HS256 is disabled: tokens come from your identity provider",
+            )
+        })?;
+        if ttl <= chrono::Duration::zero() || ttl > MAX_TTL {
+            return Err(AppError::invalid(
+                "ttl",
+                format!("must be positive and at most {} days", MAX_TTL.num_days()),
+            ));
+        }
+        let claims = Claims {
+            sub: staff.to_string(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: (now + ttl).timestamp(),
+        };
+        let key = EncodingKey::from_secret(secret)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("HS256 key: {e}")))?;
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("signing a token: {e}")))
+    }
+}
+
+/// Parses a duration such as `8h`, `30m`, `7d` or `3600s`.
+pub fn parse_ttl(text: &str) -> Result<chrono::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 8h, 30m or 7d"))?;
+    match unit {
+        "s" | "" => Ok(chrono::Duration::seconds(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        "d" => Ok(chrono::Duration::days(n)),
+        _ => Err(format!("`{text}`: the unit must be s, m, h or d")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> Authenticator {
+        Authenticator::hs256(&[7u8; 32], "callvault", "callvault").unwrap()
+    }
+
+    #[test]
+    fn a_minted_token_names_its_staff_member() {
+        let a = auth();
+        let anna = StaffId::parse("anna.agent").unwrap();
+        let token = a
+            .issue(&anna, chrono::Utc::now(), chrono::Duration::hours(1))
+            .unwrap();
+        assert_eq!(a.verify(&token).unwrap(), anna);
+    }
+
+    #[test]
+    fn forged_expired_and_foreign_tokens_are_refused_with_the_reason() {
+        let a = auth();
+        let anna = StaffId::parse("anna.agent").unwrap();
+        let other = Authenticator::hs256(&[8u8; 32], "callvault", "callvault").unwrap();
+        let forged = other
+            .issue(&anna, chrono::Utc::now(), chrono::Duration::hours(1))
+            .unwrap();
+        assert!(
+            a.verify(&forged)
+                .unwrap_err()
+                .to_string()
+                .contains("signature")
+        );
+        let expired = a
+            .issue(
+                &anna,
+                chrono::Utc::now() - chrono::Duration::hours(2),
+                chrono::Duration::hours(1),
+            )
+            .unwrap();
+        assert!(
+            a.verify(&expired)
+                .unwrap_err()
+                .to_string()
+                .contains("expired")
+        );
+        let elsewhere = Authenticator::hs256(&[7u8; 32], "callvault", "payroll").unwrap();
+        let wrong_aud = elsewhere
+            .issue(&anna, chrono::Utc::now(), chrono::Duration::hours(1))
+            .unwrap();
+        assert!(
+            a.verify(&wrong_aud)
+                .unwrap_err()
+                .to_string()
+                .contains("audience")
+        );
+        assert!(
+            a.verify("not-a-token")
+                .unwrap_err()
+                .to_string()
+                .contains("not a JWT")
+        );
+    }
+
+    #[test]
+    fn the_secret_file_is_created_owner_only_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth/hs256.secret");
+        let first = load_or_create_secret(&path).unwrap();
+        let again = load_or_create_secret(&path).unwrap();
+        assert_eq!(*first, *again);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, b"short").unwrap();
+        assert!(load_or_create_secret(&path).is_err());
+    }
+
+    #[test]
+    fn ttls_parse_with_units() {
+        assert_eq!(parse_ttl("8h").unwrap(), chrono::Duration::hours(8));
+        assert_eq!(parse_ttl("90").unwrap(), chrono::Duration::seconds(90));
+        assert!(parse_ttl("8 parsecs").is_err());
+        assert!(parse_ttl("h").is_err());
+    }
+}

@@ -1,0 +1,610 @@
+//! Who may see what, end to end through the router with real tokens:
+//! authentication, the policy on every read, searches filtered to what the
+//! searcher may see, break-glass reads, rights as events, data-subject work,
+//! and every attempt — allowed or refused — in the access audit.
+
+mod common;
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+};
+use callvault::auth::Authenticator;
+use callvault_domain::StaffId;
+use common::{TestApp, audio, error_code};
+use serde_json::{Value, json};
+
+const CALL: &str = "query($id: ID!, $purpose: String!, $reason: String) {
+    call(id: $id, purpose: $purpose, reason: $reason) { id agentId callerNumber }
+}";
+
+const SEARCH: &str = "query($purpose: String!) {
+    search(purpose: $purpose) { items { id agentId } }
+}";
+
+const AUDIT: &str = "query($actor: String) {
+    accessAudit(filter: {actorId: $actor}) {
+        items { at actorId role kind allowed callId purpose reason breakGlass detail }
+    }
+}";
+
+/// An ended call handled by `agent`, with a recording; (call, recording).
+async fn recorded_call(app: &TestApp, agent: &str) -> (String, String) {
+    let started = app.start_call(json!({"agentId": agent})).await;
+    let call = started["data"]["startCall"]["call"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{started}"))
+        .to_owned();
+    let (status, body) = app.upload(&call, audio(4000)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (call, body["recordingId"].as_str().unwrap().to_owned())
+}
+
+async fn open(app: &TestApp, staff: &str, call: &str, purpose: &str) -> Value {
+    app.gql_as(staff, CALL, json!({"id": call, "purpose": purpose}))
+        .await
+}
+
+async fn audit(app: &TestApp, actor: &str) -> Vec<Value> {
+    let answer = app
+        .gql_as("aino.auditor", AUDIT, json!({"actor": actor}))
+        .await;
+    answer["data"]["accessAudit"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .clone()
+}
+
+#[tokio::test]
+async fn missing_forged_expired_and_foreign_tokens_are_refused() {
+    let app = TestApp::new().await;
+    let before = app.head().await;
+    let anna = StaffId::parse("anna.agent").unwrap();
+    let now = chrono::Utc::now();
+    let forged = Authenticator::hs256(&[1; 32], "callvault", "callvault")
+        .unwrap()
+        .issue(&anna, now, chrono::Duration::hours(1))
+        .unwrap();
+    let expired = common::authenticator()
+        .issue(
+            &anna,
+            now - chrono::Duration::hours(3),
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+    let wrong_audience = Authenticator::hs256(&common::SECRET, "callvault", "payroll")
+        .unwrap()
+        .issue(&anna, now, chrono::Duration::hours(1))
+        .unwrap();
+    let wrong_issuer = Authenticator::hs256(&common::SECRET, "someone-else", "callvault")
+        .unwrap()
+        .issue(&anna, now, chrono::Duration::hours(1))
+        .unwrap();
+    let cases = [
+        (None, "sign in"),
+        (Some("Basic YW5uYTpwdw==".to_owned()), "Bearer"),
+        (Some(format!("Bearer {forged}")), "signature"),
+        (Some(format!("Bearer {expired}")), "expired"),
+        (Some(format!("Bearer {wrong_audience}")), "audience"),
+        (Some(format!("Bearer {wrong_issuer}")), "issuer"),
+        (Some("Bearer not.a.token".to_owned()), "refused"),
+    ];
+    for (header, says) in cases {
+        let (status, body) = app
+            .gql_with(header.as_deref(), "{ __typename }", json!({}))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{header:?}: {body}");
+        assert_eq!(error_code(&body), "UNAUTHENTICATED");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{header:?}: {message}");
+        // The token itself is never echoed.
+        if let Some(h) = &header
+            && h.len() > 40
+        {
+            assert!(!message.contains(&h[7..]), "{message}");
+        }
+    }
+    // REST too.
+    let request = Request::get("/calls/0190b7a6-7a3e-7f00-8000-000000000001/recordings/0190b7a6-7a3e-7f00-8000-000000000002")
+        .header("x-callvault-purpose", "quality")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.request(request).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.head().await, before, "nothing is written for strangers");
+}
+
+#[tokio::test]
+async fn an_agent_sees_their_own_calls_and_no_colleagues_by_id_search_or_url() {
+    let app = TestApp::new().await;
+    let (own, own_rec) = recorded_call(&app, "anna.agent").await;
+    let (other, other_rec) = recorded_call(&app, "bob.agent").await;
+
+    let read = open(&app, "anna.agent", &own, "verification").await;
+    assert_eq!(read["data"]["call"]["agentId"], "anna.agent", "{read}");
+
+    let refused = open(&app, "anna.agent", &other, "verification").await;
+    assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
+    assert_eq!(refused["data"]["call"], Value::Null);
+    assert!(
+        !refused.to_string().contains("+35840"),
+        "a refusal shows nothing of the call: {refused}"
+    );
+
+    let found = app
+        .gql_as("anna.agent", SEARCH, json!({"purpose": "verification"}))
+        .await;
+    let ids: Vec<&str> = found["data"]["search"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{found}"))
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [own.as_str()]);
+
+    let (status, _, _) = app
+        .play_as("anna.agent", "verification", &own, &own_rec, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = app
+        .play_as("anna.agent", "verification", &other, &other_rec, &[])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "FORBIDDEN");
+
+    // Every attempt is in the audit, allowed or not, with purpose and time.
+    let entries = audit(&app, "anna.agent").await;
+    let kinds: Vec<(String, bool)> = entries
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap().to_owned(), e["allowed"] == true))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("DENIED".to_owned(), false),
+            ("LISTEN".to_owned(), true),
+            ("SEARCH".to_owned(), true),
+            ("DENIED".to_owned(), false),
+            ("HISTORY_READ".to_owned(), true),
+        ],
+        "newest first: {entries:?}"
+    );
+    for e in &entries {
+        assert_eq!(e["actorId"], "anna.agent");
+        assert_eq!(e["purpose"], "verification");
+        assert!(e["at"].as_str().is_some());
+    }
+    assert_eq!(entries[0]["detail"], "listen: not_their_call");
+    assert_eq!(entries[0]["callId"], other.as_str());
+    assert_eq!(entries[3]["detail"], "view_call: not_their_call");
+    assert_eq!(entries[4]["role"], "agent");
+}
+
+#[tokio::test]
+async fn a_supervisor_reaches_their_team_only() {
+    let app = TestApp::new().await;
+    let (annas, annas_rec) = recorded_call(&app, "anna.agent").await;
+    let (bobs, bobs_rec) = recorded_call(&app, "bob.agent").await;
+    let read = open(&app, "sue.supervisor", &annas, "quality").await;
+    assert_eq!(read["data"]["call"]["id"], annas.as_str(), "{read}");
+    let refused = open(&app, "sue.supervisor", &bobs, "quality").await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
+    // A purpose outside the role's duties is refused even on the team.
+    let refused = open(&app, "sue.supervisor", &annas, "security").await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
+    assert_eq!(app.play(&annas, &annas_rec, &[]).await.0, StatusCode::OK);
+    assert_eq!(
+        app.play(&bobs, &bobs_rec, &[]).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let found = app
+        .gql_as("sue.supervisor", SEARCH, json!({"purpose": "quality"}))
+        .await;
+    let items = found["data"]["search"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{found}");
+    assert_eq!(items[0]["agentId"], "anna.agent");
+    // A quality expert reaches every call, for quality.
+    let found = app
+        .gql_as("quinn.quality", SEARCH, json!({"purpose": "quality"}))
+        .await;
+    assert_eq!(
+        found["data"]["search"]["items"].as_array().unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn break_glass_reads_need_a_reason_and_are_flagged_for_review() {
+    let app = TestApp::new().await;
+    let (call, rec) = recorded_call(&app, "bob.agent").await;
+    let (status, _, body) = app
+        .play_as("mike.maintenance", "maintenance", &call, &rec, &[])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(&body).contains("reason"));
+    let (status, _, _) = app
+        .play_as(
+            "mike.maintenance",
+            "maintenance",
+            &call,
+            &rec,
+            &[("x-callvault-reason", "INC-4471 audio distorted")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let read = app
+        .gql_as(
+            "mike.maintenance",
+            CALL,
+            json!({"id": call, "purpose": "maintenance", "reason": "INC-4471"}),
+        )
+        .await;
+    assert_eq!(read["data"]["call"]["id"], call.as_str(), "{read}");
+    let flagged = app
+        .gql_as(
+            "aino.auditor",
+            "{ breakGlassReads { items { actorId kind callId reason role } } }",
+            json!({}),
+        )
+        .await;
+    let items = flagged["data"]["breakGlassReads"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{flagged}"));
+    assert_eq!(items.len(), 2, "{flagged}");
+    assert!(items.iter().all(|i| i["actorId"] == "mike.maintenance"
+        && i["role"] == "maintenance"
+        && i["callId"] == call.as_str()));
+    assert_eq!(items[1]["reason"], "INC-4471 audio distorted");
+    // Maintenance can't browse.
+    let search = app
+        .gql_as(
+            "mike.maintenance",
+            SEARCH,
+            json!({"purpose": "maintenance"}),
+        )
+        .await;
+    assert_eq!(error_code(&search), "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn roles_without_audio_or_reads_are_refused_and_each_view_has_its_readers() {
+    let app = TestApp::new().await;
+    let (call, rec) = recorded_call(&app, "anna.agent").await;
+    // Analysts: statistics and metadata, no audio.
+    let (status, _, _) = app
+        .play_as("antti.analyst", "quality", &call, &rec, &[])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let stats = app
+        .gql_as(
+            "antti.analyst",
+            "{ callStats(from: \"2026-03-01\", to: \"2026-03-31\") { calls } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(stats["data"]["callStats"]["calls"], 1, "{stats}");
+    // Auditors: history and audit, no audio.
+    let (status, _, _) = app
+        .play_as("aino.auditor", "verification", &call, &rec, &[])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The telephony side writes and reads nothing.
+    let read = open(&app, "telephony.pbx", &call, "verification").await;
+    assert_eq!(error_code(&read), "FORBIDDEN");
+    // Agents don't read the audit, rights, or statistics; only
+    // administrators operate the read models.
+    for query in [
+        "{ accessAudit { items { at } } }",
+        "{ staffRights { role } }",
+        "{ callStats(from: \"2026-03-01\", to: \"2026-03-31\") { calls } }",
+        "{ projections { name } }",
+        "{ retentionQueue { recordingId } }",
+    ] {
+        let answer = app.gql_as("anna.agent", query, json!({})).await;
+        assert_eq!(error_code(&answer), "FORBIDDEN", "{query}: {answer}");
+    }
+    let answer = app
+        .gql_as("alma.admin", "{ projections { name } }", json!({}))
+        .await;
+    assert_eq!(answer["errors"], Value::Null, "{answer}");
+    let denied = app
+        .gql_as(
+            "aino.auditor",
+            "{ accessAudit(filter: {actorId: \"anna.agent\", deniedOnly: true}) { items { detail role } } }",
+            json!({}),
+        )
+        .await;
+    let details: Vec<&str> = denied["data"]["accessAudit"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        details,
+        [
+            "view_retention: no_role",
+            "operate_projections: no_role",
+            "view_stats: no_role",
+            "view_staff_rights: no_role",
+            "view_access_audit: no_role",
+        ]
+    );
+}
+
+const GRANT: &str =
+    "mutation($i: GrantRoleInput!) { grantRole(input: $i) { staffId roles { role supervises } } }";
+const REVOKE: &str = "mutation($i: RevokeRoleInput!) { revokeRole(input: $i) { roles { role } } }";
+const REVIEW: &str = "mutation($i: ReviewAccessRightsInput!) { reviewAccessRights(input: $i) { roles { role } nextReviewBy } }";
+
+#[tokio::test]
+async fn rights_are_granted_revoked_and_reviewed_by_administrators_only() {
+    let app = TestApp::new().await;
+    let (call, _) = recorded_call(&app, "anna.agent").await;
+    // Not an administrator: refused and logged.
+    let refused = app
+        .gql_as(
+            "anna.agent",
+            GRANT,
+            json!({"i": {"staffId": "anna.agent", "role": "auditor"}}),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
+
+    // A new quality expert: refused before the grant, allowed after.
+    assert_eq!(
+        error_code(&open(&app, "olli.new", &call, "quality").await),
+        "FORBIDDEN"
+    );
+    let granted = app
+        .gql_as(
+            "alma.admin",
+            GRANT,
+            json!({"i": {"staffId": "olli.new", "role": "quality_expert", "decisionReference": "HR-77"}}),
+        )
+        .await;
+    assert_eq!(
+        granted["data"]["grantRole"]["roles"],
+        json!([{"role": "quality_expert", "supervises": []}]),
+        "{granted}"
+    );
+    let read = open(&app, "olli.new", &call, "quality").await;
+    assert_eq!(read["data"]["call"]["id"], call.as_str(), "{read}");
+
+    let revoked = app
+        .gql_as(
+            "alma.admin",
+            REVOKE,
+            json!({"i": {"staffId": "olli.new", "role": "quality_expert"}}),
+        )
+        .await;
+    assert_eq!(
+        revoked["data"]["revokeRole"]["roles"],
+        json!([]),
+        "{revoked}"
+    );
+    assert_eq!(
+        error_code(&open(&app, "olli.new", &call, "quality").await),
+        "FORBIDDEN"
+    );
+    let again = app
+        .gql_as(
+            "alma.admin",
+            REVOKE,
+            json!({"i": {"staffId": "olli.new", "role": "quality_expert"}}),
+        )
+        .await;
+    assert_eq!(error_code(&again), "CONFLICT");
+
+    // A review removes what is no longer needed and sets the next date.
+    let reviewed = app
+        .gql_as(
+            "alma.admin",
+            REVIEW,
+            json!({"i": {"staffId": "sue.supervisor", "remove": ["supervisor"], "nextReviewBy": "2027-03-01"}}),
+        )
+        .await;
+    assert_eq!(
+        reviewed["data"]["reviewAccessRights"],
+        json!({"roles": [], "nextReviewBy": "2027-03-01"}),
+        "{reviewed}"
+    );
+    assert_eq!(
+        error_code(&open(&app, "sue.supervisor", &call, "quality").await),
+        "FORBIDDEN"
+    );
+    // And the history of rights shows all of it.
+    let rights = app
+        .gql_as(
+            "aino.auditor",
+            "{ staffRights(at: \"2026-03-03T10:00:00Z\", staffId: \"olli.new\") { role endedAt grantedBy } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(rights["errors"], Value::Null, "{rights}");
+    let bad_role = app
+        .gql_as(
+            "alma.admin",
+            GRANT,
+            json!({"i": {"staffId": "olli.new", "role": "janitor"}}),
+        )
+        .await;
+    assert_eq!(error_code(&bad_role), "INVALID_INPUT");
+}
+
+#[tokio::test]
+async fn a_case_worker_serves_a_data_subject_without_handing_over_the_access_log() {
+    let app = TestApp::new().await;
+    let (call, rec) = recorded_call(&app, "anna.agent").await;
+    // Anna listens once, so there is an access to (not) show.
+    app.play_as("anna.agent", "verification", &call, &rec, &[])
+        .await;
+    let query = "query($p: String) { subject(phoneNumbers: [\"+358 40 123 4567\", \"050 000 0000\"], purpose: $p, caseReference: \"DSR-1\") {
+        callId recorded recordings { id } accesses { actorId } } }";
+    let copy = app.gql_as("kaisa.case", query, json!({})).await;
+    let calls = copy["data"]["subject"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{copy}"));
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["recorded"], true);
+    assert_eq!(
+        calls[0]["accesses"],
+        json!([]),
+        "R28: not in the subject's copy"
+    );
+    let for_audit = app
+        .gql_as("aino.auditor", query, json!({"p": "legal_claim"}))
+        .await;
+    assert_eq!(
+        for_audit["data"]["subject"][0]["accesses"][0]["actorId"], "anna.agent",
+        "{for_audit}"
+    );
+    // The subject listens in an audited session; a download is refused.
+    let (status, headers, _) = app
+        .play_as(
+            "kaisa.case",
+            "data_subject_request",
+            &call,
+            &rec,
+            &[
+                ("x-callvault-mode", "subject_session"),
+                ("x-callvault-case", "DSR-1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-disposition"], "inline");
+    let (status, _, _) = app
+        .play_as(
+            "kaisa.case",
+            "data_subject_request",
+            &call,
+            &rec,
+            &[("x-callvault-mode", "download")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Rectification: a new event, the original kept.
+    let fixed = app
+        .gql_as(
+            "kaisa.case",
+            "mutation($i: RectifyCallInput!) { rectifyCall(input: $i) { call { callerNumber } } }",
+            json!({"i": {"callId": call, "callerNumber": "040 765 4321", "reason": "DSR-1: wrong number recorded"}}),
+        )
+        .await;
+    assert_eq!(
+        fixed["data"]["rectifyCall"]["call"]["callerNumber"], "+358407654321",
+        "{fixed}"
+    );
+    assert!(app.types().await.contains(&"CallRectified".to_owned()));
+    let two = app
+        .gql_as(
+            "kaisa.case",
+            "mutation($i: RectifyCallInput!) { rectifyCall(input: $i) { call { id } } }",
+            json!({"i": {"callId": call, "callerNumber": "040 765 4321", "agentName": "A", "reason": "x"}}),
+        )
+        .await;
+    assert_eq!(error_code(&two), "INVALID_INPUT");
+    // An agent can't rectify.
+    let refused = app
+        .gql_as(
+            "anna.agent",
+            "mutation($i: RectifyCallInput!) { rectifyCall(input: $i) { call { id } } }",
+            json!({"i": {"callId": call, "agentName": "B", "reason": "x"}}),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn searches_leave_restricted_calls_out_unless_the_law_allows() {
+    let app = TestApp::new().await;
+    let (call, _) = recorded_call(&app, "anna.agent").await;
+    let restricted = app
+        .gql_as(
+            "kaisa.case",
+            "mutation($i: RestrictProcessingInput!) { restrictProcessing(input: $i) { call { restricted } } }",
+            json!({"i": {"callId": call, "caseReference": "DSR-2", "reason": "accuracy contested"}}),
+        )
+        .await;
+    assert_eq!(
+        restricted["data"]["restrictProcessing"]["call"]["restricted"], true,
+        "{restricted}"
+    );
+    let count = |v: &Value| v["data"]["search"]["items"].as_array().map(Vec::len);
+    let verify = app
+        .gql_as("kaisa.case", SEARCH, json!({"purpose": "verification"}))
+        .await;
+    assert_eq!(count(&verify), Some(0), "{verify}");
+    let legal = app
+        .gql_as("kaisa.case", SEARCH, json!({"purpose": "legal_claim"}))
+        .await;
+    assert_eq!(count(&legal), Some(1), "{legal}");
+    let own = open(&app, "anna.agent", &call, "verification").await;
+    assert_eq!(error_code(&own), "FORBIDDEN");
+    assert!(
+        own["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("restricted")
+    );
+}
+
+#[tokio::test]
+async fn the_first_administrator_comes_from_configuration_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = callvault::config::Config::load(
+        None,
+        &MapEnv(vec![
+            (
+                "CALLVAULT_DATA_DIR",
+                dir.path().to_string_lossy().into_owned(),
+            ),
+            ("CALLVAULT_AUTH_BOOTSTRAP_ADMIN", "root.admin".to_owned()),
+        ]),
+    )
+    .unwrap();
+    let app = TestApp::new().await;
+    callvault::cli::bootstrap_admin(&config, &app.registry)
+        .await
+        .unwrap();
+    let granted = app
+        .gql_as(
+            "root.admin",
+            GRANT,
+            json!({"i": {"staffId": "new.auditor", "role": "auditor"}}),
+        )
+        .await;
+    assert_eq!(granted["errors"], Value::Null, "{granted}");
+    // Revoked by another administrator, it stays revoked after a restart.
+    let revoked = app
+        .gql_as(
+            "alma.admin",
+            REVOKE,
+            json!({"i": {"staffId": "root.admin", "role": "administrator"}}),
+        )
+        .await;
+    assert_eq!(revoked["errors"], Value::Null, "{revoked}");
+    callvault::cli::bootstrap_admin(&config, &app.registry)
+        .await
+        .unwrap();
+    let again = app
+        .gql_as(
+            "root.admin",
+            GRANT,
+            json!({"i": {"staffId": "new.auditor2", "role": "auditor"}}),
+        )
+        .await;
+    assert_eq!(error_code(&again), "FORBIDDEN");
+}
+
+struct MapEnv(Vec<(&'static str, String)>);
+
+impl callvault::config::Env for MapEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
