@@ -91,7 +91,11 @@ fn load_or_create_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| key_error(path, e))?;
+                let mut dir = std::fs::DirBuilder::new();
+                dir.recursive(true);
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+                dir.create(parent).map_err(|e| key_error(path, e))?;
             }
             let mut secret = Zeroizing::new(vec![0u8; 32]);
             aws_lc_rs::rand::fill(&mut secret).map_err(|_| key_error(path, "no randomness"))?;
@@ -370,6 +374,133 @@ mod tests {
         }
         std::fs::write(&path, b"short").unwrap();
         assert!(load_or_create_secret(&path).is_err());
+    }
+
+    /// An Ed25519 key pair: (PKCS#8 DER private key, raw public key).
+    fn ed25519() -> (Vec<u8>, Vec<u8>) {
+        use aws_lc_rs::signature::KeyPair;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        (pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec())
+    }
+
+    fn eddsa_token(private: &[u8], kid: Option<&str>, audience: &str) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = kid.map(str::to_owned);
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: "idp.user".into(),
+            iss: "callvault".into(),
+            aud: audience.into(),
+            iat: now,
+            nbf: now,
+            exp: now + 600,
+        };
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(private)).unwrap()
+    }
+
+    fn config() -> AuthConfig {
+        AuthConfig {
+            issuer: "callvault".into(),
+            audience: "callvault".into(),
+            leeway_seconds: 30,
+            hs256_secret_file: None,
+            rs256_public_key_file: None,
+            eddsa_public_key_file: None,
+            jwks_file: None,
+            bootstrap_admin: None,
+        }
+    }
+
+    #[test]
+    fn an_identity_providers_eddsa_tokens_verify_by_pem_and_by_jwks() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (private, public) = ed25519();
+        // SubjectPublicKeyInfo for Ed25519: a fixed prefix, then the key.
+        let mut spki = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        spki.extend_from_slice(&public);
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&spki)
+        );
+        let pem_path = dir.path().join("idp.pem");
+        std::fs::write(&pem_path, pem).unwrap();
+        let by_pem = Authenticator::from_config(&AuthConfig {
+            eddsa_public_key_file: Some(pem_path),
+            ..config()
+        })
+        .unwrap();
+        let token = eddsa_token(&private, None, "callvault");
+        assert_eq!(by_pem.verify(&token).unwrap().as_str(), "idp.user");
+        assert!(
+            by_pem
+                .verify(&eddsa_token(&private, None, "elsewhere"))
+                .is_err()
+        );
+        // No HS256 secret configured: HS256 tokens are refused, and
+        // minting is impossible.
+        let hs = auth()
+            .issue(
+                &StaffId::parse("x.y").unwrap(),
+                chrono::Utc::now(),
+                chrono::Duration::hours(1),
+            )
+            .unwrap();
+        assert!(
+            by_pem
+                .verify(&hs)
+                .unwrap_err()
+                .to_string()
+                .contains("no configured key")
+        );
+        assert!(
+            by_pem
+                .issue(
+                    &StaffId::parse("x.y").unwrap(),
+                    chrono::Utc::now(),
+                    chrono::Duration::hours(1)
+                )
+                .is_err()
+        );
+
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&public);
+        let jwks = serde_json::json!({"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA", "use": "sig"}
+        ]});
+        let jwks_path = dir.path().join("jwks.json");
+        std::fs::write(&jwks_path, jwks.to_string()).unwrap();
+        let by_jwks = Authenticator::from_config(&AuthConfig {
+            jwks_file: Some(jwks_path),
+            ..config()
+        })
+        .unwrap();
+        assert_eq!(
+            by_jwks
+                .verify(&eddsa_token(&private, Some("k1"), "callvault"))
+                .unwrap()
+                .as_str(),
+            "idp.user"
+        );
+        let unknown_kid = by_jwks
+            .verify(&eddsa_token(&private, Some("k2"), "callvault"))
+            .unwrap_err();
+        assert!(
+            unknown_kid.to_string().contains("kid `k2`"),
+            "{unknown_kid}"
+        );
+        // A key of another pair does not verify.
+        let (other, _) = ed25519();
+        assert!(
+            by_jwks
+                .verify(&eddsa_token(&other, Some("k1"), "callvault"))
+                .unwrap_err()
+                .to_string()
+                .contains("signature")
+        );
     }
 
     #[test]
