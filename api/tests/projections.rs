@@ -60,6 +60,25 @@ async fn a_model_killed_during_catch_up_ends_up_equal_to_a_fresh_rebuild() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The CLI rebuilds through the running service, signed as the first
+    // administrator.
+    let out = Command::new(env!("CARGO_BIN_EXE_callvault"))
+        .args(["projections", "rebuild", "stats", "--url"])
+        .arg(server.url(""))
+        .env("CALLVAULT_DATA_DIR", data)
+        .env(
+            "CALLVAULT_AUTH_HS256_SECRET_FILE",
+            data.join("test-hs256.secret"),
+        )
+        .env("CALLVAULT_AUTH_BOOTSTRAP_ADMIN", common::OPERATOR)
+        .env("CALLVAULT_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     server.kill();
     let survived = digests(data);
 
