@@ -5,7 +5,7 @@ use std::{io::Write, path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use callvault_store::{
-    EventStore, Position,
+    EventStore,
     blob::BlobStore,
     sled_store::SledStore,
     vault::{Bucket, KeyVault},
@@ -46,15 +46,76 @@ pub struct Cli {
 pub enum Command {
     /// Run the service: GraphQL at /graphql (GraphiQL in a browser), /health.
     Serve,
-    /// Print the event log as JSON lines, oldest first, each event decoded
-    /// and upcast to its current schema.
+    /// Print the history: every event decoded and upcast to its current
+    /// schema, oldest first, as JSON lines (default) or a table. Filters
+    /// combine. Shredded personal data shows as {"$shredded": true}.
+    /// Examples: `replay --category call --since 2026-03-03 --until
+    /// 2026-03-04`; `replay --stream call-<id> --format table`.
     Replay {
-        /// Start after this log position (as printed in `position`).
+        /// Only events after this log position.
         #[arg(long, value_name = "POSITION")]
         after: Option<u64>,
+        /// Only events up to this log position.
+        #[arg(long, value_name = "POSITION")]
+        until_position: Option<u64>,
+        /// One stream, e.g. `call-0190b7a6-…` or `staff-anna.agent`.
+        #[arg(long)]
+        stream: Option<String>,
+        /// `call`, `chat`, `staff`, `access` or `register`.
+        #[arg(long)]
+        category: Option<String>,
+        /// An event type, e.g. `RecordingPurged`.
+        #[arg(long = "type", value_name = "TYPE")]
+        event_type: Option<String>,
+        /// Who caused the events, e.g. `system.retention`.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Recorded at or after (RFC 3339 or YYYY-MM-DD).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<DateTime<Utc>>,
+        /// Recorded before (RFC 3339 or YYYY-MM-DD).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<DateTime<Utc>>,
         /// Stop after this many events.
         #[arg(long)]
         limit: Option<usize>,
+        /// `json` (one event per line) or `table`.
+        #[arg(long, default_value = "json")]
+        format: ReplayFormat,
+    },
+    /// What the register said at an instant: a call's state, or a staff
+    /// member's roles and the calls those roles let them open.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+    /// Check the log for tampering: recompute every stream's hash chain
+    /// and the running digest over the global order, check that every
+    /// purged recording has neither key nor audio left, and (with
+    /// --checkpoint) that the log extends a signed checkpoint. Exits
+    /// non-zero naming the first broken stream, revision and position.
+    Verify {
+        /// A checkpoint file from `callvault checkpoint --out`.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The public key you trust (hex); default: the file's own.
+        #[arg(long, value_name = "HEX")]
+        public_key: Option<String>,
+    },
+    /// Verify the log, sign its digest with the register's Ed25519 key
+    /// (created in the key vault folder on first use) and append the
+    /// signed checkpoint to the log. Give the --out file to an outside
+    /// party: with only the public key they can check, with `verify
+    /// --checkpoint`, that the log they are shown extends the signed one.
+    Checkpoint {
+        /// Also write the checkpoint as JSON here.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Schema migrations.
+    Migrate {
+        #[command(subcommand)]
+        command: MigrateCommand,
     },
     /// Retention: forecast and run the destruction of expired recordings
     /// and contact data (crypto-shredding: tombstone first, then the key).
@@ -83,6 +144,40 @@ pub enum Command {
         #[command(subcommand)]
         command: DemoCommand,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReplayFormat {
+    Json,
+    Table,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// A call as the register knew it at `--as-of`: JSON.
+    Call {
+        /// The call id.
+        id: String,
+        /// The instant (RFC 3339 or YYYY-MM-DD); default now.
+        #[arg(long, value_parser = parse_time)]
+        as_of: Option<DateTime<Utc>>,
+    },
+    /// A staff member's roles at `--as-of`, and which calls the register
+    /// knew then that those roles let them open (with which purposes).
+    Staff {
+        /// The staff id, e.g. `supervisor1`.
+        id: String,
+        #[arg(long, value_parser = parse_time)]
+        as_of: Option<DateTime<Utc>>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Read the whole log, upcast and decode every event; print counts per
+    /// type and stored version and the upcasters that apply; name every
+    /// event that fails (stream, revision, reason) and exit non-zero.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,7 +315,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     crate::telemetry::init(config.log_format, filter);
     match cli.command {
         Command::Serve => serve(config).await,
-        Command::Replay { after, limit } => replay(config, after, limit).await,
+        Command::Replay {
+            after,
+            until_position,
+            stream,
+            category,
+            event_type,
+            actor,
+            since,
+            until,
+            limit,
+            format,
+        } => {
+            let filter = crate::audit::HistoryFilter {
+                stream,
+                category,
+                event_type,
+                actor,
+                after,
+                until_position,
+                since,
+                until,
+            };
+            replay(config, filter, limit, format).await
+        }
+        Command::State { command } => state_command(config, command).await,
+        Command::Verify {
+            checkpoint,
+            public_key,
+        } => verify_command(config, checkpoint, public_key).await,
+        Command::Checkpoint { out } => checkpoint_command(config, out).await,
+        Command::Migrate {
+            command: MigrateCommand::Check,
+        } => migrate_check_command(config).await,
         Command::Retention { command } => retention_command(config, command).await,
         Command::Keys { command } => keys_command(config, command).await,
         Command::Projections { command } => projections_command(config, command).await,
@@ -744,45 +871,58 @@ pub async fn shutdown_signal() {
 
 async fn replay(
     config: Config,
-    after: Option<u64>,
+    filter: crate::audit::HistoryFilter,
     limit: Option<usize>,
+    format: ReplayFormat,
 ) -> anyhow::Result<ExitCode> {
     let registry = open_registry(&config, Arc::new(SystemClock)).await?;
-    let store = registry.store().clone();
-    let mut position = after.map(Position::sequence);
+    let mut cursor = filter;
     let mut remaining = limit.unwrap_or(usize::MAX);
     let mut failures = 0usize;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    if matches!(format, ReplayFormat::Table) {
+        writeln!(
+            out,
+            "{:>9}  {:<27}  {:<20}  {:<44}  {:<28}  data",
+            "position", "recorded at", "actor", "stream", "type"
+        )?;
+    }
     while remaining > 0 {
-        let page = store.read_all(position, remaining.min(1000)).await?;
-        if page.is_empty() {
-            break;
-        }
-        for recorded in &page {
-            let data = match registry.journal().decode(recorded) {
-                Ok(event) => serde_json::to_value(&event)?,
-                Err(e) => {
-                    failures += 1;
-                    eprintln!("error: {e}");
-                    serde_json::json!({"undecodable": e.reason})
+        let page =
+            crate::audit::history_page(&registry, &cursor, remaining.min(1000), None).await?;
+        failures += page.undecodable;
+        for e in &page.entries {
+            match format {
+                ReplayFormat::Json => writeln!(out, "{}", serde_json::to_string(e)?)?,
+                ReplayFormat::Table => {
+                    let mut data = e.data.to_string();
+                    if data.len() > 100 {
+                        let cut = (0..=97)
+                            .rev()
+                            .find(|i| data.is_char_boundary(*i))
+                            .unwrap_or(0);
+                        data.truncate(cut);
+                        data.push('…');
+                    }
+                    writeln!(
+                        out,
+                        "{:>9}  {:<27}  {:<20}  {:<44}  {:<28}  {data}",
+                        e.position,
+                        e.recorded_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                        e.actor,
+                        e.stream,
+                        format!("{} v{}", e.event_type, e.stored_version),
+                    )?;
                 }
-            };
-            let line = serde_json::json!({
-                "position": recorded.position.to_string(),
-                "stream": recorded.stream.as_str(),
-                "revision": recorded.revision.0,
-                "id": recorded.id,
-                "type": recorded.event_type,
-                "version": recorded.schema_version,
-                "recorded_at": recorded.metadata.recorded_at,
-                "actor": recorded.metadata.actor,
-                "data": data,
-            });
-            writeln!(out, "{line}")?;
+            }
         }
-        remaining = remaining.saturating_sub(page.len());
-        position = page.last().map(|r| r.position);
+        remaining = remaining.saturating_sub(page.entries.len());
+        match page.next {
+            Some(next) => cursor.after = Some(next),
+            None => break,
+        }
     }
     out.flush()?;
     Ok(if failures == 0 {
@@ -791,4 +931,204 @@ async fn replay(
         eprintln!("{failures} event(s) could not be decoded");
         ExitCode::FAILURE
     })
+}
+
+fn counting_bar(what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix} {pos} events ({per_sec}) {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(what.to_owned());
+    bar
+}
+
+async fn state_command(config: Config, command: StateCommand) -> anyhow::Result<ExitCode> {
+    let registry = open_registry(&config, Arc::new(SystemClock)).await?;
+    match command {
+        StateCommand::Call { id, as_of } => {
+            let call_id: callvault_domain::CallId = id
+                .parse()
+                .map_err(|e| anyhow::anyhow!("call id `{id}`: {e}"))?;
+            let at = as_of.unwrap_or_else(Utc::now);
+            let loaded = crate::audit::call_as_of(&registry, call_id, at).await?;
+            let Some(revision) = loaded.revision else {
+                eprintln!("the register knew no call {call_id} at {at}");
+                return Ok(ExitCode::FAILURE);
+            };
+            let view = crate::graphql::call::CallView::from_state(&loaded.state, revision)
+                .ok_or_else(|| anyhow::anyhow!("call {call_id} had no start at {at}"))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "asOf": at,
+                    "call": view,
+                }))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        StateCommand::Staff { id, as_of } => {
+            let staff = callvault_domain::StaffId::parse(&id)
+                .map_err(|e| anyhow::anyhow!("staff id `{id}`: {e}"))?;
+            let at = as_of.unwrap_or_else(Utc::now);
+            let answer = crate::audit::staff_as_of(&registry, &staff, at).await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn verify_command(
+    config: Config,
+    checkpoint: Option<PathBuf>,
+    public_key: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let registry = open_registry(&config, Arc::new(SystemClock)).await?;
+    let checkpoint = match &checkpoint {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let file: crate::audit::CheckpointFile = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a checkpoint file", path.display()))?;
+            if let Err(why) = file.check_signature(public_key.as_deref()) {
+                eprintln!("checkpoint {}: {why}", path.display());
+                return Ok(ExitCode::FAILURE);
+            }
+            Some(file)
+        }
+        None => None,
+    };
+    let bar = counting_bar("verifying");
+    let result =
+        crate::audit::verify_register(&registry, checkpoint.as_ref(), |n| bar.set_position(n))
+            .await;
+    bar.finish_and_clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(crate::audit::VerifyFailure::Broken(b)) => {
+            eprintln!(
+                "TAMPERED: stream {}, revision {}, position {} ({}): {}",
+                b.stream, b.revision, b.position, b.event_type, b.fault
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(crate::audit::VerifyFailure::App(e)) => return Err(e.into()),
+    };
+    let s = &report.summary;
+    println!(
+        "{} events in {} streams: every hash chain intact; log digest {} at position {}",
+        s.events,
+        s.streams,
+        s.digest_hex(),
+        s.head.map_or("-".to_owned(), |p| p.to_string())
+    );
+    println!(
+        "{} purged recordings: {}",
+        report.tombstones,
+        if report.leftovers.is_empty() {
+            "no key and no audio left".to_owned()
+        } else {
+            format!("{} problem(s)", report.leftovers.len())
+        }
+    );
+    for l in &report.leftovers {
+        eprintln!("NOT DESTROYED: {l}");
+    }
+    let mut ok = report.leftovers.is_empty();
+    match &report.checkpoint {
+        None => {}
+        Some(crate::audit::CheckpointCheck::Extends { position, events }) => println!(
+            "checkpoint: signature valid; the log extends the signed one ({events} events up to position {position})"
+        ),
+        Some(crate::audit::CheckpointCheck::Shorter { events, log_events }) => {
+            ok = false;
+            eprintln!(
+                "CHECKPOINT: the signed log had {events} events; this one has only {log_events}: events were removed"
+            );
+        }
+        Some(crate::audit::CheckpointCheck::Differs { events }) => {
+            ok = false;
+            eprintln!(
+                "CHECKPOINT: the first {events} events differ from the signed ones: the log was rewritten or reordered"
+            );
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn checkpoint_command(config: Config, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let registry = open_registry(&config, Arc::new(SystemClock)).await?;
+    let bar = counting_bar("verifying");
+    let signed =
+        crate::audit::sign_checkpoint(&registry, &config.vault_dir(), |n| bar.set_position(n))
+            .await;
+    bar.finish_and_clear();
+    let signed = match signed {
+        Ok(s) => s,
+        Err(crate::audit::VerifyFailure::Broken(b)) => {
+            eprintln!("refusing to sign a broken log: {b}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(crate::audit::VerifyFailure::App(e)) => return Err(e.into()),
+    };
+    let file = crate::audit::CheckpointFile::from(&signed);
+    let json = serde_json::to_string_pretty(&file)?;
+    if let Some(path) = &out {
+        std::fs::write(path, format!("{json}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("{json}");
+    eprintln!(
+        "signed {} events up to position {}; public key {}",
+        signed.events, signed.position, signed.public_key
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate_check_command(config: Config) -> anyhow::Result<ExitCode> {
+    let registry = open_registry(&config, Arc::new(SystemClock)).await?;
+    let bar = counting_bar("decoding");
+    let report = crate::audit::migrate_check(&registry, |n| bar.set_position(n)).await?;
+    bar.finish_and_clear();
+    println!("{:<30} {:>7} {:>10}  path", "type", "stored", "events");
+    for ((event_type, version), count) in &report.counts {
+        let current = callvault_migrations::upcast::current_version(event_type);
+        let path = match current {
+            None => "unknown type".to_owned(),
+            Some(c) if c == *version => "current".to_owned(),
+            Some(c) if c < *version => format!("newer than this build (v{c})"),
+            Some(c) => (*version..c)
+                .map(|v| {
+                    callvault_migrations::upcast::UPCASTERS
+                        .iter()
+                        .find(|u| u.event_type == event_type && u.from_version == v)
+                        .map_or(format!("v{v}→v{}: NO UPCASTER", v + 1), |u| {
+                            format!("v{v}→v{}: {}", v + 1, u.why)
+                        })
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        println!(
+            "{event_type:<30} {:>7} {count:>10}  {path}",
+            format!("v{version}")
+        );
+    }
+    println!("{} events read", report.events);
+    if report.failures.is_empty() {
+        println!("every event upcasts and decodes");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for f in &report.failures {
+            eprintln!("FAILED: {f}");
+        }
+        eprintln!("{} event(s) failed", report.failures.len());
+        Ok(ExitCode::FAILURE)
+    }
 }

@@ -345,6 +345,24 @@ impl Registry {
         })
     }
 
+    /// The state of one aggregate as the register knew it at `at`: the
+    /// events the store had accepted by then, folded.
+    pub async fn load_as_of<A: Aggregate>(
+        &self,
+        id: &A::Id,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Loaded<A::State>, AppError> {
+        let (_, recorded, events) = self.load_recorded::<A>(id).await?;
+        let known = recorded
+            .iter()
+            .take_while(|r| r.metadata.recorded_at <= at)
+            .count();
+        Ok(Loaded {
+            state: events[..known].iter().fold(A::State::default(), A::evolve),
+            revision: known.checked_sub(1).map(|i| recorded[i].revision),
+        })
+    }
+
     /// Decides `command` on the aggregate's current state, appends the
     /// events, and moves the contact's keys to where its new state says
     /// they belong. `expected` lets a client insist on the revision it saw.

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserializer, Serialize, Serializer};
 
 use crate::{
-    access::event::*, call::event::*, chat::event::*, contact::ContactRef, staff::event::*, streams,
+    access::event::*, call::event::*, chat::event::*, contact::ContactRef, register::*,
+    staff::event::*, streams,
 };
 
 macro_rules! events {
@@ -74,7 +75,7 @@ macro_rules! events {
 events! {
     CallStarted = "CallStarted" v 1,
     CallEnded = "CallEnded" v 1,
-    RecordingStored = "RecordingStored" v 1,
+    RecordingStored = "RecordingStored" v 2,
     /// The tombstone of a recording.
     RecordingPurged = "RecordingPurged" v 1,
     /// The tombstone of a contact's personal data.
@@ -97,6 +98,8 @@ events! {
     ContactHistoryRead = "ContactHistoryRead" v 1,
     ContactHistorySearched = "ContactHistorySearched" v 1,
     AccessDenied = "AccessDenied" v 1,
+    /// A signed checkpoint of the whole log.
+    LogCheckpointSigned = "LogCheckpointSigned" v 1,
 }
 
 impl Event {
@@ -127,7 +130,8 @@ impl Event {
             | RoleRevoked(_)
             | AccessRightsReviewed(_)
             | ContactHistorySearched(_)
-            | AccessDenied(_) => None,
+            | AccessDenied(_)
+            | LogCheckpointSigned(_) => None,
         }
     }
 
@@ -142,6 +146,7 @@ impl Event {
             ContactHistoryRead(e) => streams::access(&e.actor),
             ContactHistorySearched(e) => streams::access(&e.actor),
             AccessDenied(e) => streams::access(&e.actor),
+            LogCheckpointSigned(_) => streams::REGISTER_STREAM.to_owned(),
             other => other
                 .key_owner()
                 .map(|c| c.stream_name())
@@ -177,6 +182,7 @@ impl Event {
             ContactHistoryRead(e) => e.read_at,
             ContactHistorySearched(e) => e.searched_at,
             AccessDenied(e) => e.denied_at,
+            LogCheckpointSigned(e) => e.signed_at,
         }
     }
 }

@@ -102,7 +102,7 @@ fn streams_follow_the_naming_scheme() {
         .collect();
     assert_eq!(
         names,
-        ["access", "call", "chat", "staff"]
+        ["access", "call", "chat", "register", "staff"]
             .into_iter()
             .map(String::from)
             .collect()

@@ -23,6 +23,7 @@ pub mod ids;
 pub mod personal;
 pub mod phone;
 pub mod policy;
+pub mod register;
 pub mod retention;
 pub mod role;
 pub mod samples;

@@ -78,7 +78,7 @@ pub fn one_of_each() -> Vec<Event> {
         RecordingStored {
             call_id: call_id(),
             recording_id: recording_id(),
-            codec: "audio/wav".into(),
+            media_type: "audio/wav".into(),
             duration_ms: Some(420_000),
             size_bytes: 13_440_044,
             ciphertext_sha256: "ab".repeat(32),
@@ -252,6 +252,15 @@ pub fn one_of_each() -> Vec<Event> {
             case_reference: None,
             rule: "agents see only their own calls".into(),
             denied_at: at(9, 21),
+        }
+        .into(),
+        crate::register::LogCheckpointSigned {
+            position: 42,
+            events: 42,
+            digest: "cd".repeat(32),
+            public_key: "ef".repeat(32),
+            signature: "01".repeat(64),
+            signed_at: at(9, 30),
         }
         .into(),
     ]

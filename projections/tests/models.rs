@@ -66,7 +66,7 @@ fn stored(n: u128, r: u128, at: DateTime<Utc>) -> Event {
     RecordingStored {
         call_id: id(n),
         recording_id: rec(r),
-        codec: "audio/wav".into(),
+        media_type: "audio/wav".into(),
         duration_ms: None,
         size_bytes: 10,
         ciphertext_sha256: "ab".repeat(32),

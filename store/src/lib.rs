@@ -16,6 +16,7 @@ pub mod seal;
 pub mod sled_store;
 mod subscription;
 pub mod vault;
+pub mod verify;
 mod wal;
 
 pub use append::{MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES};

@@ -837,3 +837,75 @@ impl EventStore for SledStore {
         Ok(*self.inner.head.borrow())
     }
 }
+
+/// A test-only back door that alters a closed store's files the way an
+/// attacker with disk access could, so `verify` can be shown to catch it.
+/// Compiled only with the `tamper` feature; never in the product.
+#[cfg(feature = "tamper")]
+pub mod tamper {
+    use super::*;
+
+    /// Every chunk of the log: (first position, its events).
+    type Chunks = Vec<(u64, Vec<RecordedEvent>)>;
+
+    fn rewrite(dir: &Path, change: impl FnOnce(&mut Chunks)) -> Result<(), StoreError> {
+        // Let the store replay its write-ahead log and checkpoint first, so
+        // what we alter is what it will read.
+        drop(SledStore::open(dir)?);
+        let db = sled::Config::new()
+            .path(dir)
+            .segment_size(SEGMENT_SIZE)
+            .open()
+            .map_err(|e| sled_error("opening the event log", dir, e))?;
+        let mut chunks = Chunks::new();
+        for entry in db.range(position_key(0).to_vec()..vec![EVENT + 1]) {
+            let (key, bytes) = entry.map_err(|e| sled_error("reading", dir, e))?;
+            let first = u64_of(&key[1..])?;
+            chunks.push((first, record::decode_chunk(first, &bytes)?));
+        }
+        change(&mut chunks);
+        for (first, events) in &chunks {
+            db.insert(position_key(*first), record::encode_chunk(events))
+                .map_err(|e| sled_error("writing", dir, e))?;
+        }
+        db.flush().map_err(|e| sled_error("flushing", dir, e))?;
+        Ok(())
+    }
+
+    fn find(chunks: &mut Chunks, position: u64) -> (usize, usize) {
+        for (c, (_, events)) in chunks.iter().enumerate() {
+            if let Some(i) = events.iter().position(|e| e.position.commit == position) {
+                return (c, i);
+            }
+        }
+        panic!("no event at position {position}");
+    }
+
+    /// Replaces the stored payload of the event at `position`.
+    pub fn rewrite_payload(dir: &Path, position: u64, payload: Vec<u8>) -> Result<(), StoreError> {
+        rewrite(dir, |chunks| {
+            let (c, i) = find(chunks, position);
+            chunks[c].1[i].payload = payload;
+        })
+    }
+
+    /// Removes the event at `position` (it must not be the log's last).
+    pub fn drop_event(dir: &Path, position: u64) -> Result<(), StoreError> {
+        rewrite(dir, |chunks| {
+            let (c, i) = find(chunks, position);
+            chunks[c].1.remove(i);
+        })
+    }
+
+    /// Exchanges the events stored at two positions.
+    pub fn swap_events(dir: &Path, a: u64, b: u64) -> Result<(), StoreError> {
+        rewrite(dir, |chunks| {
+            let (ca, ia) = find(chunks, a);
+            let (cb, ib) = find(chunks, b);
+            let first = chunks[ca].1[ia].clone();
+            let second = chunks[cb].1[ib].clone();
+            chunks[ca].1[ia] = second;
+            chunks[cb].1[ib] = first;
+        })
+    }
+}

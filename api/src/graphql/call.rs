@@ -22,7 +22,8 @@ use crate::{
     service::{Call, Executed},
 };
 
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Direction {
     Inbound,
     Outbound,
@@ -46,13 +47,15 @@ impl From<DomainDirection> for Direction {
     }
 }
 
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CallStatus {
     InProgress,
     Ended,
 }
 
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Recording {
     pub id: ID,
     pub codec: String,
@@ -63,7 +66,8 @@ pub struct Recording {
     pub purged_at: Option<DateTime<Utc>>,
 }
 
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Hold {
     pub id: ID,
     pub case_reference: String,
@@ -73,7 +77,8 @@ pub struct Hold {
 }
 
 /// One call as the register knows it now.
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CallView {
     pub id: ID,
     /// Revision of the call's stream; pass it as `expectedRevision` to make
@@ -99,7 +104,7 @@ pub struct CallView {
 }
 
 impl CallView {
-    fn from_state(state: &CallState, revision: Revision) -> Option<Self> {
+    pub(crate) fn from_state(state: &CallState, revision: Revision) -> Option<Self> {
         let call = state.call.as_ref()?;
         Some(Self {
             id: ID(call.call_id.to_string()),

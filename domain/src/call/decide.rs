@@ -72,7 +72,7 @@ pub fn decide(
                 RecordingStored {
                     call_id,
                     recording_id: cmd.recording_id,
-                    codec,
+                    media_type: codec.trim().to_ascii_lowercase(),
                     duration_ms: cmd.duration_ms,
                     size_bytes: cmd.size_bytes,
                     ciphertext_sha256: cmd.ciphertext_sha256.to_ascii_lowercase(),
@@ -227,7 +227,7 @@ pub fn evolve(mut state: CallState, event: &Event) -> CallState {
             state.recordings.insert(
                 e.recording_id,
                 RecordingFacts {
-                    codec: e.codec.clone(),
+                    codec: e.media_type.clone(),
                     duration_ms: e.duration_ms,
                     size_bytes: e.size_bytes,
                     ciphertext_sha256: e.ciphertext_sha256.clone(),

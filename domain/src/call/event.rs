@@ -48,8 +48,9 @@ pub struct CallEnded {
 pub struct RecordingStored {
     pub call_id: CallId,
     pub recording_id: RecordingId,
-    /// Media type of the audio as uploaded, e.g. `audio/wav`.
-    pub codec: String,
+    /// Media type of the audio as uploaded, e.g. `audio/wav` (lower case).
+    /// Schema v1 called it `codec`; the upcaster renames it.
+    pub media_type: String,
     pub duration_ms: Option<u64>,
     /// Plaintext size in bytes.
     pub size_bytes: u64,

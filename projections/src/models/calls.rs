@@ -201,7 +201,7 @@ impl Projection for Calls {
             Event::CallEnded(e) => row.ended_at = Some(e.ended_at),
             Event::RecordingStored(e) => row.recordings.push(RecordingRow {
                 id: e.recording_id.to_string(),
-                codec: e.codec.clone(),
+                codec: e.media_type.clone(),
                 size_bytes: e.size_bytes,
                 duration_ms: e.duration_ms,
                 stored_at: e.stored_at,
