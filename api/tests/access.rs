@@ -608,3 +608,94 @@ impl callvault::config::Env for MapEnv {
             .map(|(_, v)| v.clone())
     }
 }
+
+#[tokio::test]
+async fn auditors_read_the_history_and_the_state_as_of_an_instant() {
+    let app = TestApp::new().await;
+    let started = app.start_call(json!({"agentId": "anna.agent"})).await;
+    let call = started["data"]["startCall"]["call"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let between = chrono::Utc::now().to_rfc3339();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let ended = app
+        .gql(
+            common::END,
+            json!({"input": {"callId": call, "endedAt": "2026-03-03T09:07:30Z"}}),
+        )
+        .await;
+    assert_eq!(ended["errors"], Value::Null, "{ended}");
+
+    let as_of = "query($id: ID!, $at: DateTime!) { callAsOf(id: $id, at: $at, purpose: \"verification\") { status revision } }";
+    let then = app
+        .gql_as("aino.auditor", as_of, json!({"id": call, "at": between}))
+        .await;
+    assert_eq!(
+        then["data"]["callAsOf"],
+        json!({"status": "IN_PROGRESS", "revision": 0}),
+        "{then}"
+    );
+    let now = app
+        .gql_as(
+            "aino.auditor",
+            as_of,
+            json!({"id": call, "at": chrono::Utc::now().to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(now["data"]["callAsOf"]["status"], "ENDED", "{now}");
+
+    let history = app
+        .gql_as(
+            "aino.auditor",
+            "query($s: String) { history(purpose: \"verification\", filter: {stream: $s}) { items { eventType storedVersion actor data } nextCursor } }",
+            json!({"s": format!("call-{call}")}),
+        )
+        .await;
+    let items = history["data"]["history"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{history}"));
+    let types: Vec<&str> = items
+        .iter()
+        .map(|i| i["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["CallStarted", "CallEnded"]);
+    assert_eq!(items[0]["data"]["caller"]["$pd"], "+358401234567");
+
+    let reach = app
+        .gql_as(
+            "aino.auditor",
+            "query($at: DateTime!) { staffAsOf(staffId: \"sue.supervisor\", at: $at) { roles { role supervises } reach calls { callId agentId purposes } } }",
+            json!({"at": chrono::Utc::now().to_rfc3339()}),
+        )
+        .await;
+    let sue = &reach["data"]["staffAsOf"];
+    assert_eq!(
+        sue["roles"][0]["supervises"],
+        json!(["anna.agent"]),
+        "{reach}"
+    );
+    assert_eq!(sue["calls"][0]["callId"], call.as_str());
+    assert_eq!(
+        sue["calls"][0]["purposes"],
+        json!(["verification", "training", "quality"])
+    );
+
+    // Nobody else reads the raw history; the auditor's reads are logged.
+    let refused = app
+        .gql_as(
+            "anna.agent",
+            "{ history(purpose: \"verification\") { items { position } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
+    let kinds: Vec<String> = audit(&app, "aino.auditor")
+        .await
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(kinds.contains(&"SEARCH".to_owned()), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "HISTORY_READ").count(), 2);
+}

@@ -49,10 +49,12 @@ pub enum Action {
     ManageRights,
     /// Rebuild read models, read their status.
     OperateProjections,
+    /// Read the event history itself (R6): every event, decoded.
+    ReadHistory,
 }
 
 impl Action {
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 17] = [
         Action::SearchCalls,
         Action::ViewCall,
         Action::Listen,
@@ -69,6 +71,7 @@ impl Action {
         Action::ViewStats,
         Action::ManageRights,
         Action::OperateProjections,
+        Action::ReadHistory,
     ];
 
     /// The stored name (in `AccessDenied.action`).
@@ -90,6 +93,7 @@ impl Action {
             Action::ViewStats => "view_stats",
             Action::ManageRights => "manage_rights",
             Action::OperateProjections => "operate_projections",
+            Action::ReadHistory => "read_history",
         }
     }
 
@@ -105,6 +109,7 @@ impl Action {
                 | Action::Download
                 | Action::SubjectSession
                 | Action::LookUpSubject
+                | Action::ReadHistory
         )
     }
 
@@ -237,7 +242,9 @@ pub fn rule(role: Role, action: Action) -> Option<Rule> {
         (R::Maintenance, A::ViewCall | A::Listen) => break_glass(MAINTENANCE),
         (R::Security, A::ViewCall | A::Listen) => break_glass(SECURITY),
 
-        (R::Auditor, A::SearchCalls | A::ViewCall | A::LookUpSubject) => reads(Scope::Any, AUDIT),
+        (R::Auditor, A::SearchCalls | A::ViewCall | A::LookUpSubject | A::ReadHistory) => {
+            reads(Scope::Any, AUDIT)
+        }
         (R::Auditor, A::ViewAccessAudit | A::ViewStaffRights | A::ViewRetention | A::ViewStats) => {
             ALLOWED
         }

@@ -2,6 +2,7 @@
 //! telephony side and case work. GraphQL types live here only; they convert
 //! from domain types and never leak back into `domain`.
 
+pub mod audit;
 pub mod call;
 pub mod read;
 pub mod staff;
@@ -18,7 +19,7 @@ pub use read::{OperatorMutation, ReadQuery};
 pub use staff::StaffMutation;
 
 #[derive(MergedObject, Default)]
-pub struct Query(CallQuery, ReadQuery);
+pub struct Query(CallQuery, ReadQuery, audit::AuditQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(

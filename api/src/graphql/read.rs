@@ -70,7 +70,7 @@ pub(crate) fn parse_purpose(text: &str) -> Result<Purpose, AppError> {
     text.parse().map_err(|e| AppError::invalid("purpose", e))
 }
 
-fn page_size(first: Option<i32>) -> Result<usize, AppError> {
+pub(crate) fn page_size(first: Option<i32>) -> Result<usize, AppError> {
     match first {
         None => Ok(20),
         Some(n) if n >= 1 && n as usize <= MAX_PAGE => Ok(n as usize),

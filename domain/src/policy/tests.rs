@@ -76,6 +76,7 @@ fn expected(role: Role) -> Vec<(Action, &'static str)> {
             (ViewCall, "AAARA"),
             (LookUpSubject, "AAARA"),
             (ViewAccessAudit, "AAAAA"),
+            (ReadHistory, "AAARA"),
             (ViewStaffRights, "AAAAA"),
             (ViewRetention, "AAAAA"),
             (ViewStats, "AAAAA"),
