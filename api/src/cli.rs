@@ -782,6 +782,22 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let registry = open_registry(&config, Arc::new(SystemClock)).await?;
     bootstrap_admin(&config, &registry).await?;
     let projections = open_projections(&config, &registry).await?;
+    match &config.smtp {
+        Some(smtp) => {
+            let mailer = crate::outbox::SmtpMailer::new(smtp).context("setting up SMTP")?;
+            tokio::spawn(crate::outbox::run(
+                registry.clone(),
+                Arc::new(mailer),
+                crate::outbox::Policy {
+                    max_attempts: smtp.max_attempts,
+                    retry: smtp.retry,
+                },
+            ));
+        }
+        None => tracing::info!(
+            "no smtp.host configured: chat transcript orders are recorded and wait to be sent"
+        ),
+    }
     if let Some(every) = config.retention_interval {
         tokio::spawn(retention_schedule(
             registry.clone(),

@@ -21,6 +21,27 @@ pub struct RawConfig {
     pub retention: Option<RawRetention>,
     pub audio: Option<RawAudio>,
     pub auth: Option<RawAuth>,
+    pub smtp: Option<RawSmtp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    /// The mail server; without it no transcript is sent (orders wait).
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls` (implicit, port 465) or `none` (local
+    /// test servers only).
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    /// A file holding the password (not the password itself).
+    pub password_file: Option<PathBuf>,
+    /// The sender address.
+    pub from: Option<String>,
+    /// Attempts per order before it is reported as failed for good.
+    pub max_attempts: Option<u32>,
+    /// The first retry waits this long; each next one twice as long.
+    pub retry_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +128,28 @@ pub struct Config {
     pub retention_interval: Option<std::time::Duration>,
     pub max_upload_bytes: u64,
     pub auth: AuthConfig,
+    /// `None`: no mail server configured; transcript orders wait.
+    pub smtp: Option<SmtpConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    StartTls,
+    Implicit,
+    None,
+}
+
+/// Where chat transcripts are mailed from.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub from: callvault_domain::EmailAddress,
+    pub max_attempts: u32,
+    pub retry: std::time::Duration,
 }
 
 /// How bearer tokens are checked (see `auth.rs`).
@@ -407,7 +450,79 @@ impl Config {
             });
         }
 
+        let raw_smtp = raw.smtp.unwrap_or_default();
+        let smtp = match env.var("CALLVAULT_SMTP_HOST").or(raw_smtp.host) {
+            None => None,
+            Some(host) if host.trim().is_empty() => None,
+            Some(host) => {
+                let (tls, origin) = pick("CALLVAULT_SMTP_TLS", raw_smtp.tls, "starttls");
+                let tls = match tls.trim() {
+                    "starttls" => SmtpTls::StartTls,
+                    "tls" => SmtpTls::Implicit,
+                    "none" => SmtpTls::None,
+                    other => {
+                        return Err(ConfigError::Invalid {
+                            setting: "smtp.tls",
+                            origin,
+                            reason: format!("`{other}` is not starttls, tls or none"),
+                        });
+                    }
+                };
+                let default_port = match tls {
+                    SmtpTls::Implicit => 465,
+                    _ => 587,
+                };
+                let port = number(
+                    "smtp.port",
+                    "CALLVAULT_SMTP_PORT",
+                    raw_smtp.port.map(u64::from),
+                    default_port,
+                )?;
+                let port = u16::try_from(port).map_err(|_| ConfigError::Invalid {
+                    setting: "smtp.port",
+                    origin: "configuration".into(),
+                    reason: format!("{port} is not a port"),
+                })?;
+                let (from, origin) = pick(
+                    "CALLVAULT_SMTP_FROM",
+                    raw_smtp.from,
+                    "callvault@localhost.localdomain",
+                );
+                let from = callvault_domain::EmailAddress::parse(&from).map_err(|e| {
+                    ConfigError::Invalid {
+                        setting: "smtp.from",
+                        origin,
+                        reason: e.to_string(),
+                    }
+                })?;
+                let max_attempts = number(
+                    "smtp.max_attempts",
+                    "CALLVAULT_SMTP_MAX_ATTEMPTS",
+                    raw_smtp.max_attempts.map(u64::from),
+                    5,
+                )?
+                .clamp(1, 100) as u32;
+                let retry = number(
+                    "smtp.retry_seconds",
+                    "CALLVAULT_SMTP_RETRY_SECONDS",
+                    raw_smtp.retry_seconds,
+                    30,
+                )?;
+                Some(SmtpConfig {
+                    host: host.trim().to_owned(),
+                    port,
+                    tls,
+                    username: env.var("CALLVAULT_SMTP_USERNAME").or(raw_smtp.username),
+                    password_file: path("CALLVAULT_SMTP_PASSWORD_FILE", raw_smtp.password_file),
+                    from,
+                    max_attempts,
+                    retry: std::time::Duration::from_secs(retry),
+                })
+            }
+        };
+
         Ok(Self {
+            smtp,
             auth,
             listen,
             data_dir,

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod outbox;
 pub mod remote;
 pub mod retention;
 pub mod service;

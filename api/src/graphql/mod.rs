@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod call;
+pub mod chat;
 pub mod read;
 pub mod staff;
 
@@ -19,13 +20,14 @@ pub use read::{OperatorMutation, ReadQuery};
 pub use staff::StaffMutation;
 
 #[derive(MergedObject, Default)]
-pub struct Query(CallQuery, ReadQuery, audit::AuditQuery);
+pub struct Query(CallQuery, ReadQuery, audit::AuditQuery, chat::ChatQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     CallMutation,
     HoldMutation,
     CaseMutation,
+    chat::ChatMutation,
     StaffMutation,
     OperatorMutation,
 );

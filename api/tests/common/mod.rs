@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod server;
+pub mod smtp;
 
 use std::sync::{Arc, Mutex};
 
