@@ -150,6 +150,10 @@ impl EventStore for NoAccessLog {
     async fn head_position(&self) -> Result<Option<Position>, StoreError> {
         self.0.head_position().await
     }
+
+    async fn import(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+        self.0.import(events).await
+    }
 }
 
 #[tokio::test]

@@ -156,6 +156,56 @@ pub(crate) fn plan(
     Ok(Plan::Write(out))
 }
 
+/// Checks that `records` — one stream's events copied from another log,
+/// in order — continue `stream` exactly (revisions, chain links, hashes),
+/// and gives them positions here. Everything else is kept verbatim.
+pub(crate) fn plan_import(
+    stream: &StreamName,
+    records: Vec<RecordedEvent>,
+    head: Option<Head>,
+    next_sequence: &mut u64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    if records.is_empty() {
+        return Err(StoreError::EmptyAppend);
+    }
+    let mut expected = head.map_or(0, |h| h.last.0 + 1);
+    let mut prev = head.map_or(ChainHash::GENESIS, |h| h.hash);
+    if records[0].revision.0 < expected {
+        return Err(StoreError::Conflict {
+            stream: stream.clone(),
+            expected: ExpectedRevision::Exact(Revision(records[0].revision.0.saturating_sub(1))),
+            actual: head.map(|h| h.last),
+        });
+    }
+    let mut out = Vec::with_capacity(records.len());
+    for mut r in records {
+        let broken = |why: &str| {
+            StoreError::Corrupt(format!(
+                "imported event {} ({} revision {}) {why}",
+                r.id, r.stream, r.revision
+            ))
+        };
+        if r.stream != *stream {
+            return Err(broken("belongs to another stream"));
+        }
+        if r.revision.0 != expected {
+            return Err(broken(&format!(
+                "does not follow revision {}",
+                expected.wrapping_sub(1)
+            )));
+        }
+        if r.metadata.prev_hash != prev || ChainInput::for_recorded(&r).hash() != r.metadata.hash {
+            return Err(broken("breaks the stream's hash chain"));
+        }
+        prev = r.metadata.hash;
+        expected += 1;
+        r.position = Position::sequence(*next_sequence);
+        *next_sequence += 1;
+        out.push(r);
+    }
+    Ok(out)
+}
+
 /// The result of a planned write.
 pub(crate) fn result_of(written: &[RecordedEvent]) -> Option<AppendResult> {
     written.last().map(|last| AppendResult {

@@ -50,6 +50,68 @@ pub async fn run_all<S: EventStore + ?Sized>(store: &S) {
     the_global_log_pages_in_strictly_increasing_positions(store).await;
     hash_chains_link_every_stream(store).await;
     a_subscription_catches_up_then_follows_live_without_gap_or_duplicate(store).await;
+    imported_events_keep_everything_but_their_position(store).await;
+}
+
+/// `import` stores copied events verbatim (ids, revisions, metadata,
+/// hashes), refuses what is already there and what doesn't chain.
+pub async fn imported_events_keep_everything_but_their_position<S: EventStore + ?Sized>(store: &S) {
+    let source = crate::memory::MemoryStore::new();
+    let a = unique_stream("imported");
+    let b = unique_stream("imported");
+    for (stream, n) in [(&a, 2), (&b, 1), (&a, 1)] {
+        source
+            .append(stream, ExpectedRevision::Any, events(n))
+            .await
+            .unwrap_or_else(|e| panic!("source append: {e}"));
+    }
+    let copied = source.read_all(None, 100).await.unwrap_or_default();
+    assert_eq!(copied.len(), 4);
+    store
+        .import(copied.clone())
+        .await
+        .unwrap_or_else(|e| panic!("import: {e}"));
+    for stream in [&a, &b] {
+        let here = store
+            .read_stream(stream, StreamFrom::Start, Direction::Forwards, 10)
+            .await
+            .unwrap_or_else(|e| panic!("read {stream}: {e}"));
+        let there: Vec<&RecordedEvent> = copied.iter().filter(|e| e.stream == *stream).collect();
+        assert_eq!(here.len(), there.len(), "{stream}: every event imported");
+        for (h, t) in here.iter().zip(there) {
+            assert_eq!(
+                (h.id, h.revision, &h.event_type, &h.payload, &h.metadata),
+                (t.id, t.revision, &t.event_type, &t.payload, &t.metadata),
+                "an imported event keeps everything but its position"
+            );
+        }
+    }
+    match store.import(copied[..1].to_vec()).await {
+        Err(StoreError::Conflict { .. }) => {}
+        other => panic!("importing an event already there: expected a conflict, got {other:?}"),
+    }
+    let c = unique_stream("imported");
+    source
+        .append(&c, ExpectedRevision::Any, events(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut doctored = source
+        .read_stream(&c, StreamFrom::Start, Direction::Forwards, 1)
+        .await
+        .unwrap_or_default();
+    doctored[0].payload = b"{\"n\":666}".to_vec();
+    match store.import(doctored).await {
+        Err(StoreError::Corrupt(_)) => {}
+        other => panic!("importing a doctored event: expected Corrupt, got {other:?}"),
+    }
+    assert!(
+        store
+            .read_stream(&c, StreamFrom::Start, Direction::Forwards, 1)
+            .await
+            .unwrap_or_default()
+            .is_empty(),
+        "a refused import writes nothing"
+    );
 }
 
 async fn last_revision<S: EventStore + ?Sized>(store: &S, stream: &StreamName) -> Option<Revision> {

@@ -333,4 +333,23 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The position of the last stored event, `None` for an empty log.
     async fn head_position(&self) -> Result<Option<Position>, StoreError>;
+
+    /// Stores events copied from another log verbatim — ids, revisions,
+    /// metadata, hash-chain links — in the given order, giving them
+    /// positions here; returns once they are durable. Each stream's events
+    /// must continue it exactly (a `Conflict` if some are already here, a
+    /// `Corrupt` if they don't chain). For moving a log between backends.
+    async fn import(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError>;
+}
+
+/// Splits a copied batch into runs of consecutive events of one stream.
+pub fn stream_runs(events: Vec<RecordedEvent>) -> Vec<(StreamName, Vec<RecordedEvent>)> {
+    let mut runs: Vec<(StreamName, Vec<RecordedEvent>)> = Vec::new();
+    for e in events {
+        match runs.last_mut() {
+            Some((stream, run)) if *stream == e.stream => run.push(e),
+            _ => runs.push((e.stream.clone(), vec![e])),
+        }
+    }
+    runs
 }

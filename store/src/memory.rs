@@ -140,6 +140,37 @@ impl EventStore for MemoryStore {
         Ok(result)
     }
 
+    async fn import(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+        let mut guard = self.inner.lock()?;
+        let state = &mut *guard;
+        let mut last = None;
+        for (stream, run) in stream_runs(events) {
+            let head = state
+                .streams
+                .get(&stream)
+                .and_then(|ix| ix.last())
+                .map(|&i| Head {
+                    last: state.events[i].revision,
+                    hash: state.events[i].metadata.hash,
+                });
+            let mut next = state.next_sequence;
+            let written = crate::append::plan_import(&stream, run, head, &mut next)?;
+            state.next_sequence = next;
+            for event in written {
+                let i = state.events.len();
+                last = Some(event.position);
+                state.ids.insert(event.id, i);
+                state.streams.entry(stream.clone()).or_default().push(i);
+                state.events.push(event);
+            }
+        }
+        drop(guard);
+        if let Some(p) = last {
+            self.inner.head.send_replace(Some(p));
+        }
+        Ok(())
+    }
+
     async fn read_stream(
         &self,
         stream: &StreamName,

@@ -64,6 +64,9 @@ struct Request {
     stream: StreamName,
     expected: ExpectedRevision,
     events: Vec<NewEvent>,
+    /// Events copied verbatim from another log (`import`), instead of
+    /// `events`.
+    import: Option<Vec<RecordedEvent>>,
     reply: oneshot::Sender<Result<AppendResult, StoreError>>,
 }
 
@@ -542,17 +545,22 @@ impl Writer {
                 None => self.head(&req.stream),
             };
             let recent = &self.recent.map;
-            let planned = head.and_then(|head| {
-                let lookup = |id: &Uuid| Ok(new_ids.get(id).or_else(|| recent.get(id)).cloned());
-                plan(
-                    &req.stream,
-                    req.expected,
-                    req.events,
-                    head,
-                    lookup,
-                    &mut next,
-                    now,
-                )
+            let planned = head.and_then(|head| match req.import {
+                Some(records) => crate::append::plan_import(&req.stream, records, head, &mut next)
+                    .map(Plan::Write),
+                None => {
+                    let lookup =
+                        |id: &Uuid| Ok(new_ids.get(id).or_else(|| recent.get(id)).cloned());
+                    plan(
+                        &req.stream,
+                        req.expected,
+                        req.events,
+                        head,
+                        lookup,
+                        &mut next,
+                        now,
+                    )
+                }
             });
             let outcome = match planned {
                 Err(StoreError::Conflict {
@@ -650,6 +658,23 @@ impl Writer {
 }
 
 impl SledStore {
+    /// Hands requests to the writer thread, in order.
+    fn submit(&self, requests: Vec<Request>) -> Result<(), StoreError> {
+        let writer = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Unavailable("log writer lock poisoned".into()))?;
+        let writer = writer
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("the event log is closed".into()))?;
+        for r in requests {
+            writer
+                .send(r)
+                .map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?;
+        }
+        Ok(())
+    }
+
     /// Opens (or creates) the event log in `dir`, finishing any write the
     /// write-ahead log holds.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
@@ -786,22 +811,38 @@ impl EventStore for SledStore {
             stream: stream.clone(),
             expected,
             events,
+            import: None,
             reply,
         };
-        {
-            let writer = self
-                .writer
-                .lock()
-                .map_err(|_| StoreError::Unavailable("log writer lock poisoned".into()))?;
-            writer
-                .as_ref()
-                .ok_or_else(|| StoreError::Unavailable("the event log is closed".into()))?
-                .send(request)
-                .map_err(|_| StoreError::Unavailable("the log writer has stopped".into()))?;
-        }
+        self.submit(vec![request])?;
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the log writer stopped mid-append".into()))?
+    }
+
+    async fn import(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+        // One request per run of a stream, all handed to the writer at once
+        // and in order: it commits them in that order, in one group commit.
+        let mut answers = Vec::new();
+        let mut requests = Vec::new();
+        for (stream, run) in stream_runs(events) {
+            let (reply, answer) = oneshot::channel();
+            requests.push(Request {
+                stream,
+                expected: ExpectedRevision::Any,
+                events: Vec::new(),
+                import: Some(run),
+                reply,
+            });
+            answers.push(answer);
+        }
+        self.submit(requests)?;
+        for answer in answers {
+            answer.await.map_err(|_| {
+                StoreError::Unavailable("the log writer stopped mid-import".into())
+            })??;
+        }
+        Ok(())
     }
 
     async fn read_stream(
