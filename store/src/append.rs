@@ -168,9 +168,9 @@ pub(crate) fn plan_import(
     if records.is_empty() {
         return Err(StoreError::EmptyAppend);
     }
-    let mut expected = head.map_or(0, |h| h.last.0 + 1);
+    let first = head.map_or(0, |h| h.last.0 + 1);
     let mut prev = head.map_or(ChainHash::GENESIS, |h| h.hash);
-    if records[0].revision.0 < expected {
+    if records[0].revision.0 < first {
         return Err(StoreError::Conflict {
             stream: stream.clone(),
             expected: ExpectedRevision::Exact(Revision(records[0].revision.0.saturating_sub(1))),
@@ -178,7 +178,7 @@ pub(crate) fn plan_import(
         });
     }
     let mut out = Vec::with_capacity(records.len());
-    for mut r in records {
+    for (expected, mut r) in (first..).zip(records) {
         let broken = |why: &str| {
             StoreError::Corrupt(format!(
                 "imported event {} ({} revision {}) {why}",
@@ -198,7 +198,6 @@ pub(crate) fn plan_import(
             return Err(broken("breaks the stream's hash chain"));
         }
         prev = r.metadata.hash;
-        expected += 1;
         r.position = Position::sequence(*next_sequence);
         *next_sequence += 1;
         out.push(r);
