@@ -598,3 +598,87 @@ pub async fn migrate_check(
     }
     Ok(report)
 }
+
+/// What a copy did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopySummary {
+    /// Source events read.
+    pub seen: u64,
+    pub copied: u64,
+    /// Already on the target (an earlier, interrupted copy).
+    pub skipped: u64,
+    pub stopped_early: bool,
+}
+
+/// Copies every event of `source` onto `target` verbatim, in global order,
+/// skipping what an earlier run already copied (each stream continues
+/// from the target's head; a target whose stream differs from the source
+/// is an error, never overwritten). `progress(source position, copied,
+/// skipped)` after every page.
+pub async fn copy_log(
+    source: &dyn callvault_store::EventStore,
+    target: &dyn callvault_store::EventStore,
+    max_events: Option<u64>,
+    mut progress: impl FnMut(u64, u64, u64),
+) -> anyhow::Result<CopySummary> {
+    use callvault_store::{Direction, StreamFrom};
+    let mut heads: std::collections::HashMap<
+        StreamName,
+        Option<(u64, callvault_store::ChainHash)>,
+    > = std::collections::HashMap::new();
+    let mut summary = CopySummary::default();
+    let mut after = None;
+    loop {
+        let page = source.read_all(after, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.position);
+        let mut batch = Vec::new();
+        for e in page {
+            summary.seen += 1;
+            let head = match heads.get(&e.stream) {
+                Some(h) => *h,
+                None => {
+                    let h = target
+                        .read_stream(&e.stream, StreamFrom::End, Direction::Backwards, 1)
+                        .await?
+                        .first()
+                        .map(|t| (t.revision.0, t.metadata.hash));
+                    heads.insert(e.stream.clone(), h);
+                    h
+                }
+            };
+            if let Some((rev, hash)) = head
+                && e.revision.0 <= rev
+            {
+                if e.revision.0 == rev && e.metadata.hash != hash {
+                    anyhow::bail!(
+                        "the target's stream {} differs from the source's at revision {rev}: \
+                         refusing to copy onto a different log",
+                        e.stream
+                    );
+                }
+                summary.skipped += 1;
+                continue;
+            }
+            if max_events.is_some_and(|m| summary.copied + batch.len() as u64 >= m) {
+                summary.stopped_early = true;
+                break;
+            }
+            heads.insert(e.stream.clone(), Some((e.revision.0, e.metadata.hash)));
+            batch.push(e);
+        }
+        summary.copied += batch.len() as u64;
+        if !batch.is_empty() {
+            target.import(batch).await?;
+        }
+        progress(
+            after.map_or(0, |p| p.commit),
+            summary.copied,
+            summary.skipped,
+        );
+        if summary.stopped_early {
+            break;
+        }
+    }
+    Ok(summary)
+}

@@ -112,6 +112,25 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Copy an event log to another backend or folder — every stream with
+    /// its events, ids, metadata, hash chains and global order — e.g. onto
+    /// an EventStoreDB cluster when one machine is no longer enough.
+    /// Resumable: run it again after an interruption and it continues
+    /// where it stopped. Run `callvault verify` on the target afterwards:
+    /// the digest matches the source's. Keys and audio are files: copy the
+    /// data folder's `keys/` and `blobs/` alongside.
+    Copy {
+        /// A data folder (its `events/` log) or an EventStoreDB URL
+        /// (`esdb://host:2113?tls=false`).
+        #[arg(long, value_name = "SOURCE")]
+        from: String,
+        /// A data folder or an EventStoreDB URL.
+        #[arg(long, value_name = "TARGET")]
+        to: String,
+        /// Stop after copying this many events (copy in stages).
+        #[arg(long, value_name = "N")]
+        max_events: Option<u64>,
+    },
     /// Schema migrations.
     Migrate {
         #[command(subcommand)]
@@ -345,6 +364,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             public_key,
         } => verify_command(config, checkpoint, public_key).await,
         Command::Checkpoint { out } => checkpoint_command(config, out).await,
+        Command::Copy {
+            from,
+            to,
+            max_events,
+        } => copy_command(&from, &to, max_events).await,
         Command::Migrate {
             command: MigrateCommand::Check,
         } => migrate_check_command(config).await,
@@ -748,7 +772,7 @@ async fn keys_command(config: Config, command: KeysCommand) -> anyhow::Result<Ex
 
 /// Opens the configured event log.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
-    match config.store {
+    match &config.store {
         StoreBackend::Sled => {
             let dir = config.event_log_dir();
             std::fs::create_dir_all(&dir)
@@ -757,6 +781,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> 
                 .with_context(|| format!("opening the event log in {}", dir.display()))?;
             Ok(Arc::new(store))
         }
+        StoreBackend::EventStoreDb { url } => Ok(Arc::new(
+            callvault_store::esdb::EsdbStore::connect(url)
+                .context("connecting to EventStoreDB (store.url)")?,
+        )),
     }
 }
 
@@ -1147,4 +1175,56 @@ async fn migrate_check_command(config: Config) -> anyhow::Result<ExitCode> {
         eprintln!("{} event(s) failed", report.failures.len());
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// A log named on the command line: an EventStoreDB URL or a data folder.
+fn open_log(spec: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+    if spec.starts_with("esdb://")
+        || spec.starts_with("esdb+discover://")
+        || spec.starts_with("kurrentdb://")
+    {
+        return Ok(Arc::new(
+            callvault_store::esdb::EsdbStore::connect(spec)
+                .context("connecting to EventStoreDB")?,
+        ));
+    }
+    let dir = PathBuf::from(spec).join("events");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(Arc::new(SledStore::open(&dir).with_context(|| {
+        format!("opening the event log in {}", dir.display())
+    })?))
+}
+
+async fn copy_command(from: &str, to: &str, max_events: Option<u64>) -> anyhow::Result<ExitCode> {
+    let source = open_log(from)?;
+    let target = open_log(to)?;
+    let head = source.head_position().await?.map_or(0, |p| p.commit);
+    let bar = indicatif::ProgressBar::new(head.max(1));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "copying [{elapsed_precise}] {wide_bar} {percent:>3}% eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let summary = crate::audit::copy_log(
+        source.as_ref(),
+        target.as_ref(),
+        max_events,
+        |p, copied, skipped| {
+            bar.set_position(p);
+            bar.set_message(format!("{copied} copied, {skipped} already there"));
+        },
+    )
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "{} events copied, {} already on the target; the source has {} events",
+        summary.copied, summary.skipped, summary.seen
+    );
+    if summary.stopped_early {
+        println!("stopped after --max-events; run the same command again to continue");
+    } else {
+        println!("done: run `callvault verify` on the target and compare the digest");
+    }
+    Ok(ExitCode::SUCCESS)
 }

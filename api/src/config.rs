@@ -98,8 +98,11 @@ pub struct RawLog {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
-    /// `sled` (default).
+    /// `sled` (default) or `eventstoredb`.
     pub backend: Option<String>,
+    /// For `eventstoredb`: `esdb://host:2113?tls=false`, or a cluster
+    /// `esdb://a:2113,b:2113,c:2113?tls=true`.
+    pub url: Option<String>,
 }
 
 /// Where the event log lives.
@@ -107,6 +110,8 @@ pub struct RawStore {
 pub enum StoreBackend {
     /// The embedded default: a sled database under the data folder.
     Sled,
+    /// An EventStoreDB / KurrentDB node or cluster.
+    EventStoreDb { url: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,13 +275,30 @@ impl Config {
 
         let raw_store = raw.store.unwrap_or_default();
         let (backend, origin) = pick("CALLVAULT_STORE_BACKEND", raw_store.backend, "sled");
-        let store = match backend.trim() {
-            "sled" => StoreBackend::Sled,
-            other => {
+        let url = env.var("CALLVAULT_STORE_URL").or(raw_store.url);
+        let store = match (backend.trim(), url) {
+            ("sled", _) => StoreBackend::Sled,
+            ("eventstoredb" | "kurrentdb", Some(url)) if !url.trim().is_empty() => {
+                StoreBackend::EventStoreDb {
+                    url: url.trim().to_owned(),
+                }
+            }
+            ("eventstoredb" | "kurrentdb", _) => {
+                return Err(ConfigError::Invalid {
+                    setting: "store.url",
+                    origin,
+                    reason: "the eventstoredb backend needs `store.url` (or CALLVAULT_STORE_URL), \
+                             e.g. esdb://localhost:2113?tls=false"
+                        .into(),
+                });
+            }
+            (other, _) => {
                 return Err(ConfigError::Invalid {
                     setting: "store.backend",
                     origin,
-                    reason: format!("`{other}` is not a backend this build knows; use `sled`"),
+                    reason: format!(
+                        "`{other}` is not a backend this build knows; use `sled` or `eventstoredb`"
+                    ),
                 });
             }
         };

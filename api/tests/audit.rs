@@ -369,3 +369,66 @@ fn state_as_of_answers_what_the_register_said_then() {
     let q: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(q["reach"], "all calls");
 }
+
+fn digest_line(data: &Path) -> String {
+    let (ok, out, err) = callvault(data, &["verify"]);
+    assert!(ok, "{err}");
+    out.lines().next().unwrap().to_owned()
+}
+
+#[test]
+fn a_log_copies_verbatim_resumably_and_verifies_with_the_same_digest() {
+    let source = seeded("30");
+    let target = tempfile::tempdir().unwrap();
+    let copy = |extra: &[&str]| {
+        let mut args = vec![
+            "copy",
+            "--from",
+            source.path().to_str().unwrap(),
+            "--to",
+            target.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        callvault(source.path(), &args)
+    };
+    // Interrupted after 40 events, then resumed.
+    let (ok, out, err) = copy(&["--max-events", "40"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("40 events copied"), "{out}");
+    let (ok, out, err) = copy(&[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("40 already on the target"), "{out}");
+    // Same events, same order, same metadata: the same digest.
+    assert_eq!(digest_line(target.path()), digest_line(source.path()));
+    let ids = |data: &Path| {
+        history(data, &[])
+            .into_iter()
+            .map(|e| {
+                (
+                    e["id"].clone(),
+                    e["recorded_at"].clone(),
+                    e["actor"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(target.path()), ids(source.path()));
+    // Copying again copies nothing.
+    let (ok, out, _) = copy(&[]);
+    assert!(ok);
+    assert!(out.starts_with("0 events copied"), "{out}");
+    // A target holding a different log is refused, not overwritten.
+    let other = seeded("5");
+    let (ok, _, err) = callvault(
+        source.path(),
+        &[
+            "copy",
+            "--from",
+            other.path().to_str().unwrap(),
+            "--to",
+            target.path().to_str().unwrap(),
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("differs from the source"), "{err}");
+}

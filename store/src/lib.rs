@@ -9,6 +9,7 @@ pub(crate) mod append;
 pub mod blob;
 pub mod conformance;
 pub mod contract;
+pub mod esdb;
 pub mod hash;
 pub mod memory;
 mod record;

@@ -69,3 +69,17 @@ async fn a_second_open_of_the_same_folder_is_refused_clearly() {
         .expect("second open must fail");
     assert!(err.to_string().contains("in use"), "{err}");
 }
+
+/// The same suite against a real EventStoreDB / KurrentDB, when one is
+/// reachable at `CALLVAULT_ESDB_URL` (e.g. `esdb://localhost:2113?tls=false`).
+#[tokio::test]
+async fn eventstoredb_passes_the_conformance_suite_when_configured() {
+    let Ok(url) = std::env::var("CALLVAULT_ESDB_URL") else {
+        println!("skipped: no EventStoreDB at CALLVAULT_ESDB_URL");
+        eprintln!("skipped: no EventStoreDB at CALLVAULT_ESDB_URL");
+        return;
+    };
+    let store = callvault_store::esdb::EsdbStore::connect(&url)
+        .unwrap_or_else(|e| panic!("CALLVAULT_ESDB_URL={url}: {e}"));
+    conformance::run_all(&store).await;
+}
