@@ -76,7 +76,6 @@ async fn a_second_open_of_the_same_folder_is_refused_clearly() {
 async fn eventstoredb_passes_the_conformance_suite_when_configured() {
     let Ok(url) = std::env::var("CALLVAULT_ESDB_URL") else {
         println!("skipped: no EventStoreDB at CALLVAULT_ESDB_URL");
-        eprintln!("skipped: no EventStoreDB at CALLVAULT_ESDB_URL");
         return;
     };
     let store = callvault_store::esdb::EsdbStore::connect(&url)
