@@ -503,6 +503,34 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// In place of a fuzzer: any header value is refused cleanly, and
+        /// any change to a valid token makes it invalid (or, where base64
+        /// padding bits don't matter, leaves it naming the same person).
+        #[test]
+        fn hostile_tokens_never_pass_as_someone_else(
+            garbage in "[A-Za-z0-9._~+/=-]{0,300}",
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            with in "[A-Za-z0-9_.-]",
+        ) {
+            let a = auth();
+            proptest::prop_assert!(a.verify(&garbage).is_err());
+            let anna = StaffId::parse("anna.agent").unwrap();
+            let token = a.issue(&anna, chrono::Utc::now(), chrono::Duration::hours(1)).unwrap();
+            let i = at.index(token.len());
+            let mut changed = token.clone();
+            changed.replace_range(i..=i, &with);
+            if changed != token {
+                match a.verify(&changed) {
+                    Err(e) => proptest::prop_assert!(!e.to_string().contains(&token[..20])),
+                    Ok(who) => proptest::prop_assert_eq!(who, anna),
+                }
+            }
+        }
+    }
+
     #[test]
     fn ttls_parse_with_units() {
         assert_eq!(parse_ttl("8h").unwrap(), chrono::Duration::hours(8));

@@ -22,6 +22,8 @@ pub enum AppError {
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
     Forbidden(String),
@@ -39,6 +41,7 @@ impl AppError {
             AppError::Conflict(_) => "CONFLICT",
             AppError::Gone(_) => "GONE",
             AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            AppError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             AppError::Unauthenticated(_) => "UNAUTHENTICATED",
             AppError::Forbidden(_) => "FORBIDDEN",
             AppError::Unavailable(_) => "UNAVAILABLE",
@@ -54,6 +57,7 @@ impl AppError {
             AppError::Conflict(_) => S::CONFLICT,
             AppError::Gone(_) => S::GONE,
             AppError::PayloadTooLarge(_) => S::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => S::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unauthenticated(_) => S::UNAUTHORIZED,
             AppError::Forbidden(_) => S::FORBIDDEN,
             AppError::Unavailable(_) => S::SERVICE_UNAVAILABLE,

@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
 use axum::{
     Json, Router,
     extract::State,
@@ -111,24 +111,78 @@ async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
+/// A GraphQL-shaped error, so GraphQL clients show it as one.
+fn graphql_error(e: &AppError) -> Response {
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{"message": e.to_string(), "extensions": {"code": e.code()}}],
+    });
+    (e.status(), Json(body)).into_response()
+}
+
+/// Reads a GraphQL request: JSON, at most [`MAX_GRAPHQL_BODY`] bytes.
+async fn read_request(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<async_graphql::Request, AppError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type.starts_with("application/json")
+        && !content_type.starts_with("application/graphql-response+json")
+    {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "send GraphQL as `content-type: application/json`, not `{}`",
+            content_type.chars().take(60).collect::<String>()
+        )));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_GRAPHQL_BODY)
+        .await
+        .map_err(|_| {
+            AppError::PayloadTooLarge(format!(
+                "a GraphQL request may be at most {MAX_GRAPHQL_BODY} bytes"
+            ))
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| AppError::InvalidInput {
+        field: None,
+        message: format!(
+            "the body is not a GraphQL request ({{\"query\": …, \"variables\": …}}): {}",
+            e.to_string().chars().take(120).collect::<String>()
+        ),
+    })
+}
+
 async fn graphql(
     State(state): State<AppState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    body: axum::body::Body,
 ) -> Response {
     let actor = match state.authenticate(&headers) {
         Ok(actor) => actor,
-        Err(e) => {
-            // A GraphQL-shaped error, so GraphQL clients show it as one.
-            let body = serde_json::json!({
-                "data": null,
-                "errors": [{"message": e.to_string(), "extensions": {"code": e.code()}}],
-            });
-            return (e.status(), Json(body)).into_response();
-        }
+        Err(e) => return graphql_error(&e),
     };
-    let request = request.into_inner().data(Actor(actor));
-    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+    let request = match read_request(&headers, body).await {
+        Ok(r) => r,
+        Err(e) => return graphql_error(&e),
+    };
+    let request = request.data(Actor(actor));
+    let mut response = state.schema.execute(request).await;
+    // A request that never ran (syntax, unknown fields, too deep, too
+    // complex) is the client's error: 400 with a stable code. Errors from
+    // resolvers carry their own code and keep the 200 of GraphQL.
+    let rejected = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.extensions.is_none());
+    if rejected {
+        for e in &mut response.errors {
+            e.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "INVALID_INPUT");
+        }
+        return (StatusCode::BAD_REQUEST, GraphQLResponse::from(response)).into_response();
+    }
+    GraphQLResponse::from(response).into_response()
 }
 
 async fn health(State(state): State<AppState>) -> Response {
