@@ -65,6 +65,12 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>
 fn blob_error(e: BlobError) -> AppError {
     match e {
         BlobError::Missing(r) => AppError::Gone(format!("no audio is stored for recording {r}")),
+        BlobError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+            tracing::error!(error = %e, "the recordings' disk is full");
+            AppError::Unavailable(
+                "no space left on the disk that holds recordings; nothing was stored".into(),
+            )
+        }
         other => AppError::Internal(other.into()),
     }
 }

@@ -84,6 +84,10 @@ pub struct Slot {
     /// log (a rebuild is on its way).
     stale: RwLock<bool>,
     rebuild: Mutex<Option<RebuildProgress>>,
+    /// Why the active build stopped following the log (a storage error,
+    /// e.g. a full disk): queries then answer from what it has, without
+    /// waiting, until a restart.
+    failed: RwLock<Option<String>>,
 }
 
 impl Slot {
@@ -114,6 +118,8 @@ pub struct SlotStatus {
     pub head: Option<Position>,
     pub stale: bool,
     pub rebuild: Option<RebuildProgress>,
+    /// Why the build stopped following the log, if it did.
+    pub error: Option<String>,
 }
 
 /// All read models of this process.
@@ -222,6 +228,7 @@ impl Projections {
                 applied,
                 stale: RwLock::new(!fresh),
                 rebuild: Mutex::new(None),
+                failed: RwLock::new(None),
             });
             if fresh {
                 live.push((slot.clone(), view));
@@ -276,7 +283,9 @@ impl Projections {
         timeout: Duration,
     ) -> Result<Arc<ViewDb>, ProjectionError> {
         let slot = self.slot(name)?;
+        let failed = slot.failed.read().map(|f| f.is_some()).unwrap_or(false);
         if let Some(wanted) = position
+            && !failed
             && !*slot
                 .stale
                 .read()
@@ -365,6 +374,7 @@ impl Projections {
                 head,
                 stale: slot.stale.read().map(|s| *s).unwrap_or(false),
                 rebuild: slot.rebuild_progress(),
+                error: slot.failed.read().ok().and_then(|f| f.clone()),
             });
         }
         Ok(out)
@@ -439,6 +449,13 @@ impl Projections {
                 .await
             {
                 tracing::error!(error = %e, "a read model runner stopped");
+                if rebuild.is_none() {
+                    for (slot, _) in &builds {
+                        if let Ok(mut f) = slot.failed.write() {
+                            *f = Some(e.to_string());
+                        }
+                    }
+                }
                 for (slot, _) in &builds {
                     if let Ok(mut r) = slot.rebuild.lock()
                         && let Some(p) = r.as_mut()

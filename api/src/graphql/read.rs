@@ -412,6 +412,9 @@ pub struct ProjectionStatus {
     /// a rebuild runs.
     pub stale: bool,
     pub rebuild: Option<RebuildStatus>,
+    /// Why this model stopped following the log (e.g. its disk is full);
+    /// it answers from what it has until the service is restarted.
+    pub error: Option<String>,
 }
 
 impl From<callvault_projections::SlotStatus> for ProjectionStatus {
@@ -429,6 +432,7 @@ impl From<callvault_projections::SlotStatus> for ProjectionStatus {
             position: s.position.map(|p| p.to_string()),
             head: s.head.map(|p| p.to_string()),
             stale: s.stale,
+            error: s.error,
             rebuild: s.rebuild.map(|r| RebuildStatus {
                 fraction: r.fraction(),
                 events_per_second: r.rate(),
