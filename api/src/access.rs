@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use callvault_domain::{
-    ContactRef, Event, Purpose, RecordingId, Role, StaffId,
-    access::AccessDenied,
+    ContactRef, Event, Personal, Purpose, RecordingId, Role, StaffId,
+    access::{AccessDenied, ContactHistoryRead},
     policy::{self, Action, Decision, Refusal, Relation, Request, Target},
     staff::StaffState,
 };
@@ -150,4 +150,65 @@ pub async fn authorize_plain(
     action: Action,
 ) -> Result<Granted, AppError> {
     authorize(registry, caller, action, &Attempt::default(), None).await
+}
+
+/// Logs that `caller` opened the attempt's contact (`ContactHistoryRead`),
+/// before anything of it leaves.
+pub async fn record_open(
+    registry: &Registry,
+    caller: &Caller,
+    attempt: &Attempt,
+    granted: Granted,
+) -> Result<(), AppError> {
+    let (Some(contact), Some(purpose)) = (attempt.contact, attempt.purpose) else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "an open without a contact or a purpose"
+        )));
+    };
+    let event = Event::from(ContactHistoryRead {
+        actor: caller.id.clone(),
+        role: Some(granted.role),
+        contact,
+        purpose,
+        case_reference: attempt.case_reference.clone(),
+        reason: attempt
+            .reason
+            .as_deref()
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| {
+                Personal::new(
+                    r.chars()
+                        .take(callvault_domain::error::MAX_REASON)
+                        .collect(),
+                )
+            }),
+        break_glass: granted.break_glass,
+        read_at: registry.now(),
+    });
+    crate::audio::record_access(registry, &caller.id, &[event]).await
+}
+
+/// Lets `caller` open a call or chat handled by `agent` (the policy's
+/// `ViewCall`), logging the open — or the refusal — first.
+pub async fn open_contact(
+    registry: &Registry,
+    caller: &Caller,
+    attempt: &Attempt,
+    agent: &str,
+    restricted: bool,
+) -> Result<Granted, AppError> {
+    let granted = authorize(
+        registry,
+        caller,
+        Action::ViewCall,
+        attempt,
+        Some(Target {
+            relation: caller.relation(agent),
+            restricted,
+            recording_purged: false,
+        }),
+    )
+    .await?;
+    record_open(registry, caller, attempt, granted).await?;
+    Ok(granted)
 }

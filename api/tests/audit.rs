@@ -3,24 +3,14 @@
 //! rewritten, dropped, or moved), signed checkpoints an outside party can
 //! check, and purged recordings really gone.
 
-use std::{path::Path, process::Command};
+mod common;
+
+use std::path::Path;
 
 use callvault_store::sled_store::tamper;
 use serde_json::Value;
 
-fn callvault(data: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_callvault"))
-        .args(args)
-        .env("CALLVAULT_DATA_DIR", data)
-        .env("CALLVAULT_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::cli as callvault;
 
 fn seeded(calls: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

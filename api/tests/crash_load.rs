@@ -8,8 +8,6 @@ mod common;
 mod driver;
 
 use std::{
-    path::Path,
-    process::Command,
     sync::{Arc, atomic::AtomicBool},
     time::Duration,
 };
@@ -17,19 +15,7 @@ use std::{
 use common::{OPERATOR, server::Server, token};
 use serde_json::{Value, json};
 
-fn callvault(data: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_callvault"))
-        .args(args)
-        .env("CALLVAULT_DATA_DIR", data)
-        .env("CALLVAULT_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::cli as callvault;
 
 async fn caught_up(server: &Server) {
     for _ in 0..600 {
@@ -113,17 +99,28 @@ async fn a_sigkill_under_load_loses_nothing_acknowledged() {
     }
     // And so does every recording the log says was stored, acknowledged
     // or not: none is half-stored.
-    let stored = server
-        .gql_as(
-            "aino.auditor",
-            "{ history(purpose: \"verification\", filter: {eventType: \"RecordingStored\"}, first: 100) { items { data } } }",
-            json!({}),
-        )
-        .await;
-    let items = stored["data"]["history"]["items"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let mut items = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = server
+            .gql_as(
+                "aino.auditor",
+                "query($after: String) { history(purpose: \"verification\", filter: {eventType: \"RecordingStored\"}, first: 100, after: $after) { items { data } nextCursor } }",
+                json!({"after": after}),
+            )
+            .await;
+        items.extend(
+            page["data"]["history"]["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .cloned(),
+        );
+        match page["data"]["history"]["nextCursor"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
     assert!(items.len() >= acked.recordings.len());
     for i in &items {
         let d: &Value = &i["data"];

@@ -3,23 +3,13 @@
 //! read, checked, verified, replayed and projected by today's code — and
 //! not one stored event is rewritten.
 
-use std::{path::Path, process::Command};
+mod common;
+
+use std::path::Path;
 
 use serde_json::Value;
 
-fn callvault(data: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_callvault"))
-        .args(args)
-        .env("CALLVAULT_DATA_DIR", data)
-        .env("CALLVAULT_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::cli as callvault;
 
 /// A private copy of the fixture (opening a store writes to it).
 fn fixture() -> tempfile::TempDir {

@@ -5,9 +5,7 @@
 
 use async_graphql::{ID, InputObject, Json, Object, SimpleObject};
 use callvault_domain::{
-    ContactRef, Event, StaffId,
-    access::{ContactHistoryRead, ContactHistorySearched},
-    policy::{Action, Target},
+    ContactRef, Event, StaffId, access::ContactHistorySearched, policy::Action,
 };
 use chrono::{DateTime, Utc};
 
@@ -202,31 +200,14 @@ impl AuditQuery {
                 case_reference: case_reference.clone(),
                 reason: reason.clone(),
             };
-            let granted = authorize(
+            crate::access::open_contact(
                 registry,
                 &caller,
-                Action::ViewCall,
                 &attempt,
-                Some(Target {
-                    relation: caller.relation(facts.agent.as_str()),
-                    restricted: loaded.state.controls.is_restricted(),
-                    recording_purged: false,
-                }),
+                facts.agent.as_str(),
+                loaded.state.controls.is_restricted(),
             )
             .await?;
-            let logged = Event::from(ContactHistoryRead {
-                actor: caller.id.clone(),
-                role: Some(granted.role),
-                contact: ContactRef::Call(call_id),
-                purpose,
-                case_reference,
-                reason: reason
-                    .filter(|r| !r.trim().is_empty())
-                    .map(callvault_domain::Personal::new),
-                break_glass: granted.break_glass,
-                read_at: registry.now(),
-            });
-            crate::audio::record_access(registry, &caller.id, &[logged]).await?;
             Ok(CallView::from_state(&loaded.state, revision))
         }
         .await

@@ -2,14 +2,12 @@
 
 use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
 use callvault_domain::{
-    CallId, ContactRef, Event, HoldId, PhoneNumber, StaffId,
-    access::ContactHistoryRead,
+    CallId, ContactRef, HoldId, PhoneNumber, StaffId,
     call::{
         CallCommand, CallState, CorrectionInput, Direction as DomainDirection, EndCall,
         RectifyCall, StartCall,
     },
     controls::{LiftRestriction, PlaceHold, ReleaseHold, RestrictProcessing},
-    personal::Personal,
     policy::{Action, Target},
 };
 use callvault_store::Revision;
@@ -385,23 +383,7 @@ impl CallQuery {
             let Some(row) = row else {
                 return Ok(None);
             };
-            let logged = Event::from(ContactHistoryRead {
-                actor: caller.id.clone(),
-                role: Some(granted.role),
-                contact: ContactRef::Call(call_id),
-                purpose,
-                case_reference: attempt.case_reference.clone(),
-                reason: reason.filter(|r| !r.trim().is_empty()).map(|r| {
-                    Personal::new(
-                        r.chars()
-                            .take(callvault_domain::error::MAX_REASON)
-                            .collect(),
-                    )
-                }),
-                break_glass: granted.break_glass,
-                read_at: registry.now(),
-            });
-            crate::audio::record_access(registry, &caller.id, &[logged]).await?;
+            crate::access::record_open(registry, &caller, &attempt, granted).await?;
             Ok(Some(CallView::from(row)))
         }
         .await

@@ -7,18 +7,18 @@
 use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
 use callvault_domain::{
     ChatId, ContactRef, EmailAddress, EmailRequestId, Event, StaffId,
-    access::{ContactHistoryRead, ContactHistorySearched},
+    access::ContactHistorySearched,
     chat::{
         AppendChatMessage, ChatCommand, ChatParty, ChatState, EmailStatus, EndChat,
         RequestTranscriptEmail, StartChat,
     },
-    policy::{self, Action, Decision, Target, Visibility},
+    policy::{self, Action, Decision, Visibility},
 };
 use chrono::{DateTime, Utc};
 
 use super::{caller, gql_error, guard, read::parse_purpose};
 use crate::{
-    access::{Attempt, authorize, deny},
+    access::{Attempt, deny},
     audit::{self, HistoryFilter},
     error::AppError,
     service::{Chat, Registry},
@@ -382,31 +382,14 @@ impl ChatQuery {
                 case_reference: case_reference.clone(),
                 reason: reason.clone(),
             };
-            let granted = authorize(
+            crate::access::open_contact(
                 registry,
                 &caller,
-                Action::ViewCall,
                 &attempt,
-                Some(Target {
-                    relation: caller.relation(facts.agent.as_str()),
-                    restricted: state.controls.is_restricted(),
-                    recording_purged: false,
-                }),
+                facts.agent.as_str(),
+                state.controls.is_restricted(),
             )
             .await?;
-            let logged = Event::from(ContactHistoryRead {
-                actor: caller.id.clone(),
-                role: Some(granted.role),
-                contact: ContactRef::Chat(chat_id),
-                purpose,
-                case_reference,
-                reason: reason
-                    .filter(|r| !r.trim().is_empty())
-                    .map(callvault_domain::Personal::new),
-                break_glass: granted.break_glass,
-                read_at: registry.now(),
-            });
-            crate::audio::record_access(registry, &caller.id, &[logged]).await?;
             Ok(ChatView::from_state(&state))
         }
         .await

@@ -313,3 +313,18 @@ pub fn audio(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Runs the `callvault` binary on a data folder: (success, stdout, stderr).
+pub fn cli(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callvault"))
+        .args(args)
+        .env("CALLVAULT_DATA_DIR", data)
+        .env("CALLVAULT_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
