@@ -128,8 +128,12 @@ async fn a_full_disk_refuses_writes_clearly_keeps_reads_and_loses_nothing() {
         "{refusal}"
     );
 
-    // Reads keep answering (from what the read models have): the audit
-    // view and statistics, which log nothing.
+    // Reads keep answering what they can — never an internal error, never
+    // a hang: the audit view and statistics answer from what their models
+    // have; a model whose own storage hit the full disk says so (503).
+    // Opening a call logs the access first (R12): with no room for that
+    // entry the call is not shown — the same clear 503, never data
+    // unaudited.
     let health: Value = reqwest::get(server.url("/health"))
         .await
         .unwrap()
@@ -137,27 +141,41 @@ async fn a_full_disk_refuses_writes_clearly_keeps_reads_and_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
-    let audit = tokio::time::timeout(
-        Duration::from_secs(10),
-        server.gql_as(
+    let answered_or_full = |answer: &Value, field: &str| {
+        let code = &answer["errors"][0]["extensions"]["code"];
+        assert!(
+            answer["data"][field] != Value::Null || code == "UNAVAILABLE",
+            "{field}: {answer}"
+        );
+    };
+    let mut answered = 0;
+    for (who, query, field) in [
+        (
             "aino.auditor",
             "{ accessAudit(first: 5) { items { actorId } } }",
-            json!({}),
+            "accessAudit",
         ),
-    )
-    .await
-    .expect("the audit view answered");
-    assert!(audit["data"]["accessAudit"]["items"].is_array(), "{audit}");
-    let stats = server
-        .gql_as(
+        (
             "antti.analyst",
             "{ callStats(from: \"2020-01-01\", to: \"2020-12-31\") { calls } }",
-            json!({}),
+            "callStats",
+        ),
+        (
+            common::OPERATOR,
+            "{ projections { name error } }",
+            "projections",
+        ),
+    ] {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            server.gql_as(who, query, json!({})),
         )
-        .await;
-    assert!(stats["data"]["callStats"]["calls"].is_number(), "{stats}");
-    // Opening a call logs the access first (R12): with no room for that
-    // entry the call is not shown — a clear 503, never data unaudited.
+        .await
+        .expect("a read answered in time");
+        answered_or_full(&answer, field);
+        answered += usize::from(answer["data"][field] != Value::Null);
+    }
+    assert!(answered >= 1, "the read-model status at least answers");
     let read = tokio::time::timeout(
         Duration::from_secs(10),
         server.gql(
@@ -166,12 +184,8 @@ async fn a_full_disk_refuses_writes_clearly_keeps_reads_and_loses_nothing() {
         ),
     )
     .await
-    .expect("an open answered");
-    assert!(
-        read["data"]["call"]["id"] == call.as_str()
-            || read["errors"][0]["extensions"]["code"] == "UNAVAILABLE",
-        "{read}"
-    );
+    .expect("an open answered in time");
+    answered_or_full(&read, "call");
 
     // Space returns; after a restart everything acknowledged is there and
     // writes work again.

@@ -62,6 +62,14 @@ pub(crate) fn projection_error(e: callvault_projections::ProjectionError) -> App
             AppError::Unavailable(e.to_string())
         }
         callvault_projections::ProjectionError::Unknown(_) => AppError::NotFound(e.to_string()),
+        callvault_projections::ProjectionError::Storage(ref m)
+            if m.contains("StorageFull") || m.contains("No space left") =>
+        {
+            tracing::error!(error = %e, "a read model's disk is full");
+            AppError::Unavailable(
+                "a read model's disk is full: free space and restart the service".into(),
+            )
+        }
         other => AppError::Internal(other.into()),
     }
 }
