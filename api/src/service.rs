@@ -196,6 +196,23 @@ pub struct Loaded<S> {
     pub revision: Option<Revision>,
 }
 
+/// How often a command without a client-given revision is decided again
+/// after losing a race with another writer.
+const RACE_RETRIES: u32 = 8;
+
+/// Why one attempt at a command did not succeed.
+enum Attempted {
+    /// Another writer appended between our read and our append.
+    Raced,
+    Failed(AppError),
+}
+
+impl<E: Into<AppError>> From<E> for Attempted {
+    fn from(e: E) -> Self {
+        Attempted::Failed(e.into())
+    }
+}
+
 /// The outcome of an executed command.
 #[derive(Debug, Clone)]
 pub struct Executed {
@@ -422,15 +439,47 @@ impl Registry {
         command: A::Command,
         expected: Option<Revision>,
     ) -> Result<Executed, AppError> {
+        // A client that named no revision wants the command decided on the
+        // latest state: when another writer got in between our read and
+        // our append, decide again on the new state (a few times).
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .try_execute::<A>(actor, id, command.clone(), expected)
+                .await
+            {
+                Err(Attempted::Raced) if expected.is_none() && attempt < RACE_RETRIES => {
+                    tokio::task::yield_now().await;
+                }
+                Err(Attempted::Raced) => {
+                    return Err(AppError::Conflict(format!(
+                        "`{}` kept changing while this command was decided; try again",
+                        A::stream(id)
+                    )));
+                }
+                Err(Attempted::Failed(e)) => return Err(e),
+                Ok(done) => return Ok(done),
+            }
+        }
+    }
+
+    async fn try_execute<A: Aggregate>(
+        &self,
+        actor: &StaffId,
+        id: &A::Id,
+        command: A::Command,
+        expected: Option<Revision>,
+    ) -> Result<Executed, Attempted> {
         let (stream, recorded, events) = self.load_recorded::<A>(id).await?;
         let revision = recorded.last().map(|r| r.revision);
         if let Some(expected) = expected
             && Some(expected) != revision
         {
-            return Err(AppError::Conflict(format!(
+            return Err(Attempted::Failed(AppError::Conflict(format!(
                 "stream `{stream}` was expected at revision {expected} but is at {}",
                 revision.map_or("no stream".to_owned(), |r| format!("revision {r}"))
-            )));
+            ))));
         }
         let effect_id = A::effect_key(&command)
             .map(|key| Uuid::new_v5(&ID_NAMESPACE, format!("{stream}/{key}").as_bytes()));
@@ -447,10 +496,10 @@ impl Registry {
             // Not the same command: the domain's own refusal says best why
             // (e.g. "call … already ended at …").
             A::decide(&state, id, command, &ctx)?;
-            return Err(AppError::Conflict(format!(
+            return Err(Attempted::Failed(AppError::Conflict(format!(
                 "this was already done differently: `{}` at revision {} of `{}` records it",
                 recorded[k].event_type, recorded[k].revision, recorded[k].stream
-            )));
+            ))));
         }
         let new_events = A::decide(&state, id, command, &ctx)?;
         if revision.is_none() {
@@ -474,7 +523,10 @@ impl Registry {
             Some(r) => ExpectedRevision::Exact(r),
             None => ExpectedRevision::NoStream,
         };
-        let result = self.store.append(&stream, expected, to_store).await?;
+        let result = match self.store.append(&stream, expected, to_store).await {
+            Err(callvault_store::StoreError::Conflict { .. }) => return Err(Attempted::Raced),
+            other => other.map_err(AppError::from)?,
+        };
         self.wrote(result.position);
         Ok(Executed {
             events: new_events,
