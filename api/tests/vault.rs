@@ -354,3 +354,26 @@ async fn after_shredding_the_history_still_replays_with_shredded_fields() {
         .await;
     assert_eq!(error_code(&hold), "GONE");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_uploads_to_one_call_all_land() {
+    let app = std::sync::Arc::new(TestApp::new().await);
+    let call = app.ended_call().await;
+    let mut tasks = Vec::new();
+    for i in 0..8u8 {
+        let (app, call) = (app.clone(), call.clone());
+        tasks.push(tokio::spawn(async move {
+            app.upload(&call, vec![i; 2000]).await
+        }));
+    }
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let read = app.gql(GET, json!({"id": call})).await;
+    assert_eq!(
+        read["data"]["call"]["recordings"].as_array().unwrap().len(),
+        8,
+        "{read}"
+    );
+}
