@@ -170,6 +170,35 @@ async fn main() -> anyhow::Result<()> {
         rebuild_rate,
         rebuild_rate / raw_rate
     );
+    // Optionally each model alone, to see where the time goes.
+    if std::env::var("CALLVAULT_BENCH_PER_MODEL").is_ok() {
+        for model in callvault_projections::all(RetentionPolicy::default()) {
+            let name = model.name();
+            let _ = std::fs::remove_dir_all(&fresh);
+            let t = Instant::now();
+            let one = Projections::open(
+                &fresh,
+                store.clone(),
+                registry.journal().clone(),
+                vec![model],
+            )
+            .await?;
+            one.view_at(
+                name,
+                store.head_position().await?,
+                Duration::from_secs(3600),
+            )
+            .await?;
+            let took = t.elapsed();
+            one.shutdown().await;
+            let _ = std::fs::remove_dir_all(&fresh);
+            println!(
+                "{:<58} {:>12.0}  ({took:.1?})",
+                format!("rebuild `{name}` alone"),
+                head as f64 / took.as_secs_f64()
+            );
+        }
+    }
     drop(registry);
     drop(store);
 
