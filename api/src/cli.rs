@@ -46,9 +46,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the service: GraphQL at /graphql (GraphiQL in a browser), /health.
     Serve,
-    /// Print the history: every event decoded and upcast to its current
-    /// schema, oldest first, as JSON lines (default) or a table. Filters
-    /// combine. Shredded personal data shows as {"$shredded": true}.
+    /// Print the history, decoded, filtered, as JSON lines or a table.
+    ///
+    /// Every event decoded and upcast to its current schema, oldest first,
+    /// as JSON lines (default) or a table. Filters combine. Shredded personal data shows as {"$shredded": true}.
     /// Examples: `replay --category call --since 2026-03-03 --until
     /// 2026-03-04`; `replay --stream call-<id> --format table`.
     Replay {
@@ -89,7 +90,9 @@ pub enum Command {
         #[command(subcommand)]
         command: StateCommand,
     },
-    /// Check the log for tampering: recompute every stream's hash chain
+    /// Check the log for tampering (hash chains, order, digest, purges).
+    ///
+    /// Recompute every stream's hash chain
     /// and the running digest over the global order, check that every
     /// purged recording has neither key nor audio left, and (with
     /// --checkpoint) that the log extends a signed checkpoint. Exits
@@ -102,6 +105,8 @@ pub enum Command {
         #[arg(long, value_name = "HEX")]
         public_key: Option<String>,
     },
+    /// Sign the log's digest and append the checkpoint to the log.
+    ///
     /// Verify the log, sign its digest with the register's Ed25519 key
     /// (created in the key vault folder on first use) and append the
     /// signed checkpoint to the log. Give the --out file to an outside
@@ -112,6 +117,8 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Copy an event log to another folder or an EventStoreDB cluster.
+    ///
     /// Copy an event log to another backend or folder — every stream with
     /// its events, ids, metadata, hash chains and global order — e.g. onto
     /// an EventStoreDB cluster when one machine is no longer enough.
