@@ -184,3 +184,23 @@ async fn health_reports_the_log_head_and_graphiql_is_served() {
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&body).contains("graphiql"));
 }
+
+#[tokio::test]
+async fn a_resend_without_its_times_is_recognised_as_the_same_command() {
+    let app = TestApp::new().await;
+    let start = json!({"input": {"sourceSystem": "pbx", "sourceCallId": "R-7", "direction": "INBOUND",
+        "callerNumber": "040 123 4567", "serviceNumber": "0295 50 2000",
+        "agentId": "anna.agent", "agentName": "Anna Agent"}});
+    let first = app.gql(common::START, start.clone()).await;
+    assert_eq!(first["data"]["startCall"]["replayed"], false, "{first}");
+    let id = first["data"]["startCall"]["call"]["id"].clone();
+    let ended = app.gql(END, json!({"input": {"callId": id}})).await;
+    assert_eq!(ended["data"]["endCall"]["replayed"], false, "{ended}");
+    let head = app.head().await;
+    // The telephony system retries both, still without times.
+    let again = app.gql(common::START, start).await;
+    assert_eq!(again["data"]["startCall"]["replayed"], true, "{again}");
+    let again = app.gql(END, json!({"input": {"callId": id}})).await;
+    assert_eq!(again["data"]["endCall"]["replayed"], true, "{again}");
+    assert_eq!(app.head().await, head, "nothing written twice");
+}

@@ -424,6 +424,14 @@ async fn start_call(
     let (registry, caller) = guard(ctx, Action::RecordCalls).await?;
     let actor = &caller.id;
     let call_id = input.call_id()?;
+    // A resend that leaves the time out means "the start you recorded":
+    // take its time, so the resend is recognised as the same command.
+    let known = registry.load::<Call>(&call_id).await?.state;
+    let started_at = match (input.started_at, &known.call) {
+        (Some(t), _) => t,
+        (None, Some(c)) => c.started_at,
+        (None, None) => registry.now(),
+    };
     let command = CallCommand::Start(StartCall {
         call_id,
         direction: input.direction.into(),
@@ -436,7 +444,7 @@ async fn start_call(
             .as_deref()
             .map(|n| parse_phone("agentNumber", n))
             .transpose()?,
-        started_at: input.started_at.unwrap_or_else(|| registry.now()),
+        started_at,
     });
     let executed = registry
         .execute::<Call>(actor, &call_id, command, None)
@@ -451,9 +459,13 @@ async fn end_call(
     let (registry, caller) = guard(ctx, Action::RecordCalls).await?;
     let actor = &caller.id;
     let call_id = parse_call_id("callId", &input.call_id)?;
-    let command = CallCommand::End(EndCall {
-        ended_at: input.ended_at.unwrap_or_else(|| registry.now()),
-    });
+    let known = registry.load::<Call>(&call_id).await?.state;
+    let ended_at = match (input.ended_at, known.call.as_ref().and_then(|c| c.ended_at)) {
+        (Some(t), _) => t,
+        (None, Some(t)) => t,
+        (None, None) => registry.now(),
+    };
+    let command = CallCommand::End(EndCall { ended_at });
     let executed = registry
         .execute::<Call>(
             actor,

@@ -261,15 +261,22 @@ impl ChatMutation {
                     ));
                 }
             };
+            let known = super::parts(ctx)?
+                .0
+                .load::<Chat>(&chat_id)
+                .await?
+                .state
+                .chat
+                .map(|c| c.started_at);
             let command = ChatCommand::Start(StartChat {
                 chat_id,
                 agent: StaffId::parse(&input.agent_id)
                     .map_err(|e| AppError::invalid("agentId", e))?,
                 service: input.service.clone(),
                 customer_name: input.customer_name.clone(),
-                started_at: match input.started_at {
-                    Some(t) => t,
-                    None => now(ctx)?,
+                started_at: match (input.started_at, known) {
+                    (Some(t), _) | (None, Some(t)) => t,
+                    (None, None) => now(ctx)?,
                 },
             });
             write(ctx, chat_id, command, None).await
@@ -308,10 +315,17 @@ impl ChatMutation {
     ) -> async_graphql::Result<ChatWritten> {
         async {
             let chat_id = parse_chat_id("chatId", &input.chat_id)?;
+            let known = super::parts(ctx)?
+                .0
+                .load::<Chat>(&chat_id)
+                .await?
+                .state
+                .chat
+                .and_then(|c| c.ended_at);
             let command = ChatCommand::End(EndChat {
-                ended_at: match input.ended_at {
-                    Some(t) => t,
-                    None => now(ctx)?,
+                ended_at: match (input.ended_at, known) {
+                    (Some(t), _) | (None, Some(t)) => t,
+                    (None, None) => now(ctx)?,
                 },
             });
             write(ctx, chat_id, command, None).await
