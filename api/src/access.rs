@@ -212,3 +212,50 @@ pub async fn open_contact(
     record_open(registry, caller, attempt, granted).await?;
     Ok(granted)
 }
+
+/// What a search by `caller` may show: under which role, only the calls
+/// of these agents (`None`: anyone's), and whether restricted ones too.
+pub struct SearchScope {
+    pub role: Role,
+    pub agents: Option<Vec<StaffId>>,
+    pub restricted: bool,
+}
+
+/// Asks the policy what a search for `attempt.purpose` may show; a search
+/// nobody's role allows is logged as `AccessDenied` and refused.
+pub async fn search_scope(
+    registry: &Registry,
+    caller: &Caller,
+    attempt: &Attempt,
+) -> Result<SearchScope, AppError> {
+    match policy::visibility(&caller.id, &caller.rights, attempt.purpose, false) {
+        Ok(policy::Visibility::All {
+            restricted, role, ..
+        }) => Ok(SearchScope {
+            role,
+            agents: None,
+            restricted,
+        }),
+        Ok(policy::Visibility::Agents {
+            agents,
+            restricted,
+            role,
+        }) => Ok(SearchScope {
+            role,
+            agents: Some(agents),
+            restricted,
+        }),
+        Err(Decision::Deny { refusal, role }) => Err(deny(
+            registry,
+            caller,
+            Action::SearchCalls,
+            attempt,
+            refusal,
+            role,
+        )
+        .await),
+        Err(other) => Err(AppError::Internal(anyhow::anyhow!(
+            "search visibility answered {other:?}"
+        ))),
+    }
+}

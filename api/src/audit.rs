@@ -391,7 +391,7 @@ pub async fn verify_register(
             verifier.feed(r)?;
             if let Some(cp) = checkpoint
                 && checked.is_none()
-                && verifier.summary().events == cp.events
+                && verifier.events() == cp.events
             {
                 let now = verifier.summary();
                 checked = Some(if now.digest_hex() == cp.digest {
@@ -423,7 +423,7 @@ pub async fn verify_register(
                 }
             }
         }
-        progress(verifier.summary().events);
+        progress(verifier.events());
     }
     let summary = verifier.summary();
     let checkpoint = checkpoint.map(|cp| {

@@ -158,6 +158,11 @@ impl Verifier {
         Ok(())
     }
 
+    /// Events verified so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
     pub fn summary(&self) -> Summary {
         Summary {
             events: self.events,

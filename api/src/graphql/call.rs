@@ -425,12 +425,18 @@ async fn start_call(
     let actor = &caller.id;
     let call_id = input.call_id()?;
     // A resend that leaves the time out means "the start you recorded":
-    // take its time, so the resend is recognised as the same command.
-    let known = registry.load::<Call>(&call_id).await?.state;
-    let started_at = match (input.started_at, &known.call) {
-        (Some(t), _) => t,
-        (None, Some(c)) => c.started_at,
-        (None, None) => registry.now(),
+    // take its time, so the resend is recognised as the same command. Only
+    // a call id the client gave can have been started before.
+    let given_id = input.call_id.is_some() || input.source_call_id.is_some();
+    let started_at = match input.started_at {
+        Some(t) => t,
+        None if given_id => registry
+            .load::<Call>(&call_id)
+            .await?
+            .state
+            .call
+            .map_or_else(|| registry.now(), |c| c.started_at),
+        None => registry.now(),
     };
     let command = CallCommand::Start(StartCall {
         call_id,
@@ -459,11 +465,16 @@ async fn end_call(
     let (registry, caller) = guard(ctx, Action::RecordCalls).await?;
     let actor = &caller.id;
     let call_id = parse_call_id("callId", &input.call_id)?;
-    let known = registry.load::<Call>(&call_id).await?.state;
-    let ended_at = match (input.ended_at, known.call.as_ref().and_then(|c| c.ended_at)) {
-        (Some(t), _) => t,
-        (None, Some(t)) => t,
-        (None, None) => registry.now(),
+    // Likewise a resend of an end without its time.
+    let ended_at = match input.ended_at {
+        Some(t) => t,
+        None => registry
+            .load::<Call>(&call_id)
+            .await?
+            .state
+            .call
+            .and_then(|c| c.ended_at)
+            .unwrap_or_else(|| registry.now()),
     };
     let command = CallCommand::End(EndCall { ended_at });
     let executed = registry

@@ -12,13 +12,13 @@ use callvault_domain::{
         AppendChatMessage, ChatCommand, ChatParty, ChatState, EmailStatus, EndChat,
         RequestTranscriptEmail, StartChat,
     },
-    policy::{self, Action, Decision, Visibility},
+    policy::Action,
 };
 use chrono::{DateTime, Utc};
 
 use super::{caller, gql_error, guard, read::parse_purpose};
 use crate::{
-    access::{Attempt, deny},
+    access::Attempt,
     audit::{self, HistoryFilter},
     error::AppError,
     service::{Chat, Registry},
@@ -261,13 +261,20 @@ impl ChatMutation {
                     ));
                 }
             };
-            let known = super::parts(ctx)?
-                .0
-                .load::<Chat>(&chat_id)
-                .await?
-                .state
-                .chat
-                .map(|c| c.started_at);
+            // Only a chat id the client gave can have been started before.
+            let known = match (
+                input.started_at,
+                input.chat_id.is_some() || input.source_chat_id.is_some(),
+            ) {
+                (None, true) => super::parts(ctx)?
+                    .0
+                    .load::<Chat>(&chat_id)
+                    .await?
+                    .state
+                    .chat
+                    .map(|c| c.started_at),
+                _ => None,
+            };
             let command = ChatCommand::Start(StartChat {
                 chat_id,
                 agent: StaffId::parse(&input.agent_id)
@@ -315,19 +322,22 @@ impl ChatMutation {
     ) -> async_graphql::Result<ChatWritten> {
         async {
             let chat_id = parse_chat_id("chatId", &input.chat_id)?;
-            let known = super::parts(ctx)?
-                .0
-                .load::<Chat>(&chat_id)
-                .await?
-                .state
-                .chat
-                .and_then(|c| c.ended_at);
-            let command = ChatCommand::End(EndChat {
-                ended_at: match (input.ended_at, known) {
-                    (Some(t), _) | (None, Some(t)) => t,
-                    (None, None) => now(ctx)?,
+            // A resend without its time means "the end you recorded".
+            let ended_at = match input.ended_at {
+                Some(t) => t,
+                None => match super::parts(ctx)?
+                    .0
+                    .load::<Chat>(&chat_id)
+                    .await?
+                    .state
+                    .chat
+                    .and_then(|c| c.ended_at)
+                {
+                    Some(t) => t,
+                    None => now(ctx)?,
                 },
-            });
+            };
+            let command = ChatCommand::End(EndChat { ended_at });
             write(ctx, chat_id, command, None).await
         }
         .await
@@ -431,33 +441,11 @@ impl ChatQuery {
             let purpose = parse_purpose(&purpose)?;
             let limit = super::read::page_size(first)?;
             let attempt = Attempt::purpose(purpose);
-            let (role, agents, restricted_ok) =
-                match policy::visibility(&caller.id, &caller.rights, Some(purpose), false) {
-                    Ok(Visibility::All {
-                        restricted, role, ..
-                    }) => (role, None, restricted),
-                    Ok(Visibility::Agents {
-                        agents,
-                        restricted,
-                        role,
-                    }) => (role, Some(agents), restricted),
-                    Err(Decision::Deny { refusal, role }) => {
-                        return Err(deny(
-                            registry,
-                            &caller,
-                            Action::SearchCalls,
-                            &attempt,
-                            refusal,
-                            role,
-                        )
-                        .await);
-                    }
-                    Err(other) => {
-                        return Err(AppError::Internal(anyhow::anyhow!(
-                            "chat visibility answered {other:?}"
-                        )));
-                    }
-                };
+            let crate::access::SearchScope {
+                role,
+                agents,
+                restricted: restricted_ok,
+            } = crate::access::search_scope(registry, &caller, &attempt).await?;
             let agent = agent_id
                 .as_deref()
                 .map(|a| StaffId::parse(a).map_err(|e| AppError::invalid("agentId", e)))

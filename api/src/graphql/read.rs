@@ -22,11 +22,8 @@ use super::{
     call::{CallView, Direction, parse_call_id},
     caller, gql_error, guard, parts,
 };
-use crate::{
-    access::{Attempt, deny},
-    error::AppError,
-};
-use callvault_domain::policy::{self, Action, Decision, Visibility};
+use crate::{access::Attempt, error::AppError};
+use callvault_domain::policy::{self, Action};
 
 /// Most items one page returns.
 pub const MAX_PAGE: usize = 100;
@@ -487,39 +484,12 @@ impl ReadQuery {
                 ..Attempt::purpose(purpose)
             };
             // Searches show only what the searcher may see (R8, R9, R19).
-            let role = match policy::visibility(&caller.id, &caller.rights, Some(purpose), false) {
-                Ok(Visibility::All {
-                    restricted, role, ..
-                }) => {
-                    filter.exclude_restricted = !restricted;
-                    role
-                }
-                Ok(Visibility::Agents {
-                    agents,
-                    restricted,
-                    role,
-                }) => {
-                    filter.agents_in = Some(agents.iter().map(|a| a.to_string()).collect());
-                    filter.exclude_restricted = !restricted;
-                    role
-                }
-                Err(Decision::Deny { refusal, role }) => {
-                    return Err(deny(
-                        registry,
-                        &caller,
-                        Action::SearchCalls,
-                        &attempt,
-                        refusal,
-                        role,
-                    )
-                    .await);
-                }
-                Err(other) => {
-                    return Err(AppError::Internal(anyhow::anyhow!(
-                        "search visibility answered {other:?}"
-                    )));
-                }
-            };
+            let scope = crate::access::search_scope(registry, &caller, &attempt).await?;
+            filter.exclude_restricted = !scope.restricted;
+            filter.agents_in = scope
+                .agents
+                .map(|agents| agents.iter().map(ToString::to_string).collect());
+            let role = scope.role;
             let view = view(ctx, calls::NAME).await?;
             let page =
                 blocking(move || calls::search(&view, &filter, after.as_deref(), limit)).await?;
