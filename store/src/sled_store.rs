@@ -90,6 +90,47 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
     move |source| StoreError::Io { context, source }
 }
 
+fn sled_config(dir: &Path) -> sled::Config {
+    sled::Config::new()
+        .path(dir)
+        .segment_size(SEGMENT_SIZE)
+        // No timed background flush: durability is the WAL's, and sled
+        // writes its log at checkpoints and when a buffer fills.
+        .flush_every_ms(None)
+}
+
+/// Opens sled. sled 0.34 can leave a torn snapshot when killed while
+/// writing one, and then refuses to open (`Corruption { at: None }`,
+/// spacejam/sled#1527). A snapshot is derived from sled's own log, so a
+/// damaged one is moved aside (kept, for inspection) and sled opens from
+/// its log; what came after our last checkpoint is replayed from our WAL.
+fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+    match sled_config(dir).open() {
+        Ok(db) => Ok(db),
+        Err(sled::Error::Corruption { at: None, .. }) => {
+            let aside = dir.join("damaged-snapshots");
+            std::fs::create_dir_all(&aside).map_err(io(format!("creating {}", aside.display())))?;
+            let snaps = std::fs::read_dir(dir)
+                .map_err(io(format!("listing {}", dir.display())))?
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("snap."));
+            for snap in snaps {
+                let to = aside.join(snap.file_name());
+                std::fs::rename(snap.path(), &to)
+                    .map_err(io(format!("moving {} aside", snap.path().display())))?;
+                tracing::warn!(
+                    snapshot = %to.display(),
+                    "sled could not read its snapshot; moved it aside and opening from sled's log"
+                );
+            }
+            sled_config(dir)
+                .open()
+                .map_err(|e| sled_error("opening the event log", dir, e))
+        }
+        Err(e) => Err(sled_error("opening the event log", dir, e)),
+    }
+}
+
 fn sled_error(context: &str, dir: &Path, e: sled::Error) -> StoreError {
     match e {
         sled::Error::Io(source) if source.to_string().contains("could not acquire lock") => {
@@ -680,14 +721,7 @@ impl SledStore {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_owned();
         std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-        let db = sled::Config::new()
-            .path(&dir)
-            .segment_size(SEGMENT_SIZE)
-            // No timed background flush: durability is the WAL's, and sled
-            // writes its log at checkpoints and when a buffer fills.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| sled_error("opening the event log", &dir, e))?;
+        let db = open_sled(&dir)?;
         let data_file = File::open(dir.join("db"))
             .map_err(io(format!("opening {}/db for fdatasync", dir.display())))?;
         let (mut wal, pending) = Wal::open(&dir)?;
@@ -893,11 +927,7 @@ pub mod tamper {
         // Let the store replay its write-ahead log and checkpoint first, so
         // what we alter is what it will read.
         drop(SledStore::open(dir)?);
-        let db = sled::Config::new()
-            .path(dir)
-            .segment_size(SEGMENT_SIZE)
-            .open()
-            .map_err(|e| sled_error("opening the event log", dir, e))?;
+        let db = open_sled(dir)?;
         let mut chunks = Chunks::new();
         for entry in db.range(position_key(0).to_vec()..vec![EVENT + 1]) {
             let (key, bytes) = entry.map_err(|e| sled_error("reading", dir, e))?;
