@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: sled allocates and frees for
+/// every insert, and under glibc malloc a read-model rebuild spent about a
+/// third of its time in the allocator (BENCHMARKS.md, "Read models").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = callvault::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -25,8 +25,13 @@ use crate::{
     view::{BuildMeta, ViewDb},
 };
 
-/// Events folded per batch (one sled batch per build per batch).
+/// Events taken from the log and decoded at a time.
 const BATCH: usize = 10_000;
+/// Events folded per sled batch. sled's cost per insert grows with the
+/// size of a batch: on this machine 250–500 events per batch folded
+/// about twice as fast as 10,000 (BENCHMARKS.md, "Read models"). Each
+/// batch carries its checkpoint, so every one is atomic on its own.
+const COMMIT_EVERY: usize = 500;
 /// A build's stored checkpoint may lag this many positions behind when
 /// the events in between changed nothing in it.
 const CHECKPOINT_EVERY: u64 = 10_000;
@@ -530,6 +535,15 @@ impl Runner {
             while batch.len() < BATCH {
                 match sub.try_next() {
                     Some(e) => batch.push(e?),
+                    // Behind the head (catching up or rebuilding), the
+                    // next page is on its way: wait for it rather than
+                    // folding a small batch.
+                    None if batch.last().is_some_and(|e| Some(e.position) < head) => {
+                        match sub.next().await {
+                            Some(e) => batch.push(e?),
+                            None => break,
+                        }
+                    }
                     None => break,
                 }
             }
@@ -549,50 +563,12 @@ impl Runner {
             .collect();
         let results = tokio::task::spawn_blocking(
             move || -> Result<Vec<Option<Position>>, ProjectionError> {
-                let envelopes = batch
-                    .iter()
-                    .map(|r| {
-                        Ok(Envelope {
-                            position: r.position,
-                            stream: r.stream.to_string(),
-                            revision: r.revision.0,
-                            recorded_at: r.metadata.recorded_at,
-                            actor: r.metadata.actor.clone(),
-                            event: journal.decode(r)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, ProjectionError>>()?;
-                let last = envelopes.last().map(|e| e.position);
-                let mut out = Vec::with_capacity(work.len());
-                for (projection, view, checkpoint) in &work {
-                    if view.is_retired() {
-                        out.push(*checkpoint);
-                        continue;
-                    }
-                    let mut tx = view.tx();
-                    for env in envelopes.iter().filter(|e| Some(e.position) > *checkpoint) {
-                        projection.apply(&mut tx, env)?;
-                    }
-                    match last {
-                        Some(p) if Some(p) > *checkpoint => {
-                            // A batch that changed nothing in this model
-                            // (say, access entries for `calls`) is not
-                            // written: only its checkpoint would move, and
-                            // every so often is enough — after a crash the
-                            // few events since are folded again, changing
-                            // nothing again.
-                            let stored = view.checkpoint()?.map_or(0, |c| c.commit);
-                            if tx.pending() > 0
-                                || p.commit.saturating_sub(stored) >= CHECKPOINT_EVERY
-                            {
-                                tx.commit(p)?;
-                            }
-                            out.push(Some(p));
-                        }
-                        _ => out.push(*checkpoint),
-                    }
-                }
-                Ok(out)
+                let envelopes = decode_batch(&journal, &batch)?;
+                // One build after the other: sled 0.34 takes a lock global
+                // to the process for every batch (`apply_batch`), so
+                // folding the builds on several threads gained nothing
+                // (BENCHMARKS.md, "Read models").
+                work.iter().map(|w| fold(w, &envelopes)).collect()
             },
         )
         .await
@@ -653,6 +629,41 @@ impl Runner {
     }
 }
 
+/// Folds `envelopes` (those past its checkpoint) into one build, a sled
+/// batch with its checkpoint every [`COMMIT_EVERY`] events; returns the
+/// new checkpoint.
+fn fold(
+    (projection, view, checkpoint): &Work,
+    envelopes: &[Envelope],
+) -> Result<Option<Position>, ProjectionError> {
+    if view.is_retired() {
+        return Ok(*checkpoint);
+    }
+    let todo: Vec<&Envelope> = envelopes
+        .iter()
+        .filter(|e| Some(e.position) > *checkpoint)
+        .collect();
+    let mut stored = view.checkpoint()?.map_or(0, |c| c.commit);
+    for chunk in todo.chunks(COMMIT_EVERY) {
+        let mut tx = view.tx();
+        for env in chunk {
+            projection.apply(&mut tx, env)?;
+        }
+        let Some(p) = chunk.last().map(|e| e.position) else {
+            continue;
+        };
+        // Events that changed nothing in this model (say, access entries
+        // for `calls`) are not written: only its checkpoint would move,
+        // and every so often is enough — after a crash the few events
+        // since are folded again, changing nothing again.
+        if tx.pending() > 0 || p.commit.saturating_sub(stored) >= CHECKPOINT_EVERY {
+            tx.commit(p)?;
+            stored = p.commit;
+        }
+    }
+    Ok(todo.last().map(|e| e.position).or(*checkpoint))
+}
+
 /// One build's share of a batch: its fold, its storage, its checkpoint.
 type Work = (Arc<dyn Projection>, Arc<ViewDb>, Option<Position>);
 
@@ -662,4 +673,24 @@ struct Member {
     checkpoint: Option<Position>,
     /// Already the slot's active build (or it was never a rebuild).
     switched: bool,
+}
+
+/// Decodes a batch of stored events once for every build.
+fn decode_batch(
+    journal: &Journal,
+    batch: &[RecordedEvent],
+) -> Result<Vec<Envelope>, ProjectionError> {
+    batch
+        .iter()
+        .map(|r| {
+            Ok(Envelope {
+                position: r.position,
+                stream: r.stream.to_string(),
+                revision: r.revision.0,
+                recorded_at: r.metadata.recorded_at,
+                actor: r.metadata.actor.clone(),
+                event: journal.decode(r)?,
+            })
+        })
+        .collect()
 }

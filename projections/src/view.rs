@@ -10,7 +10,8 @@
 //! earlier writes, and `commit` turns it into one sled batch.
 
 use std::{
-    collections::BTreeMap,
+    any::Any,
+    collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
     sync::atomic::{AtomicBool, Ordering},
 };
@@ -204,6 +205,7 @@ impl ViewDb {
         Tx {
             db: self,
             writes: BTreeMap::new(),
+            rows: HashMap::new(),
         }
     }
 
@@ -251,14 +253,72 @@ impl ViewDb {
     }
 }
 
+/// A read model's row kept decoded for the length of a transaction: read
+/// from storage at most once, changed in place by any number of events,
+/// and written (as JSON) once, at commit, together with its index entries.
+pub trait Row: Serialize + DeserializeOwned + Send + 'static {
+    /// Keys (stored with empty values) that exist exactly while this row
+    /// is stored as it is now: its secondary index entries. `key` is the
+    /// row's own key. At commit the entries of the row as it was stored
+    /// are replaced by the entries of the row as it is.
+    fn index_keys(&self, key: &[u8]) -> Vec<Vec<u8>> {
+        let _ = key;
+        Vec::new()
+    }
+}
+
+/// A decoded row behind a type-erased box (a transaction holds rows of
+/// several types).
+trait ErasedRow: Send {
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn encode(&self) -> Vec<u8>;
+    fn index_keys(&self, key: &[u8]) -> Vec<Vec<u8>>;
+}
+
+impl<T: Row> ErasedRow for T {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        // Rows are plain data; serialising them to JSON does not fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    fn index_keys(&self, key: &[u8]) -> Vec<Vec<u8>> {
+        Row::index_keys(self, key)
+    }
+}
+
+struct CachedRow {
+    row: Box<dyn ErasedRow>,
+    /// The index entries of the row as stored (empty for a new row).
+    stored_index: Vec<Vec<u8>>,
+    /// Handed out mutably since it was loaded: written at commit.
+    dirty: bool,
+}
+
+fn decode_row<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProjectionError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ProjectionError::Storage(format!("a read model row: {e}")))
+}
+
 /// Changes to one build, committed atomically with a checkpoint.
+///
+/// Two kinds of writes: raw keys ([`Tx::put`], [`Tx::delete`]) and typed
+/// rows ([`Tx::row_mut`], [`Tx::insert_row`]), which stay decoded until
+/// commit. A key is managed one way or the other, never both.
 pub struct Tx<'a> {
     db: &'a ViewDb,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    rows: HashMap<Vec<u8>, CachedRow>,
 }
 
 impl Tx<'_> {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
+        if let Some(cached) = self.rows.get(key) {
+            return Ok(Some(cached.row.encode()));
+        }
         match self.writes.get(key) {
             Some(v) => Ok(v.clone()),
             None => self.db.get(key),
@@ -266,15 +326,11 @@ impl Tx<'_> {
     }
 
     pub fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ProjectionError> {
-        self.get(key)?
-            .map(|b| {
-                serde_json::from_slice(&b)
-                    .map_err(|e| ProjectionError::Storage(format!("a read model row: {e}")))
-            })
-            .transpose()
+        self.get(key)?.map(|b| decode_row(&b)).transpose()
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.rows.remove(&key);
         self.writes.insert(key, Some(value));
     }
 
@@ -283,11 +339,90 @@ impl Tx<'_> {
     }
 
     pub fn delete(&mut self, key: Vec<u8>) {
+        self.rows.remove(&key);
         self.writes.insert(key, None);
     }
 
+    /// The typed row at `key`, loaded once per transaction and written
+    /// back (with its index entries) at commit; `None` if there is none.
+    pub fn row_mut<T: Row>(&mut self, key: &[u8]) -> Result<Option<&mut T>, ProjectionError> {
+        if !self.rows.contains_key(key) {
+            let bytes = match self.writes.get(key) {
+                Some(v) => v.clone(),
+                None => self.db.get(key)?,
+            };
+            let Some(bytes) = bytes else {
+                return Ok(None);
+            };
+            let row: T = decode_row(&bytes)?;
+            let stored_index = row.index_keys(key);
+            self.writes.remove(key);
+            self.rows.insert(
+                key.to_vec(),
+                CachedRow {
+                    row: Box::new(row),
+                    stored_index,
+                    dirty: false,
+                },
+            );
+        }
+        let cached = self
+            .rows
+            .get_mut(key)
+            .ok_or_else(|| ProjectionError::Storage("a cached row went missing".into()))?;
+        cached.dirty = true;
+        cached
+            .row
+            .as_any_mut()
+            .downcast_mut::<T>()
+            .map(Some)
+            .ok_or_else(|| {
+                ProjectionError::Storage(format!(
+                    "a read model row was used as two types (key {})",
+                    String::from_utf8_lossy(key)
+                ))
+            })
+    }
+
+    /// The typed row at `key`, created as `T::default()` if there is none.
+    pub fn row_or_default<T: Row + Default>(
+        &mut self,
+        key: &[u8],
+    ) -> Result<&mut T, ProjectionError> {
+        if self.row_mut::<T>(key)?.is_none() {
+            self.insert_row(key.to_vec(), T::default())?;
+        }
+        self.row_mut::<T>(key)?
+            .ok_or_else(|| ProjectionError::Storage("a new row went missing".into()))
+    }
+
+    /// Stores `row` at `key`. A row is created by the event that begins
+    /// what it describes (a call's start, a recording's storing), which
+    /// happens once, so only a row this transaction already holds is
+    /// looked for and replaced (index entries included); looking in
+    /// storage for every new row would cost a read per insert.
+    pub fn insert_row<T: Row>(&mut self, key: Vec<u8>, row: T) -> Result<(), ProjectionError> {
+        let stored_index = match self.rows.remove(&key) {
+            Some(cached) => cached.stored_index,
+            None => match self.writes.remove(&key) {
+                Some(Some(bytes)) => decode_row::<T>(&bytes)?.index_keys(&key),
+                _ => Vec::new(),
+            },
+        };
+        self.rows.insert(
+            key,
+            CachedRow {
+                row: Box::new(row),
+                stored_index,
+                dirty: true,
+            },
+        );
+        Ok(())
+    }
+
+    /// How many changes are waiting for commit.
     pub fn pending(&self) -> usize {
-        self.writes.len()
+        self.writes.len() + self.rows.values().filter(|r| r.dirty).count()
     }
 
     /// Keys under `prefix`, as stored plus this transaction's own writes.
@@ -305,11 +440,28 @@ impl Tx<'_> {
                 None => keys.remove(k),
             };
         }
+        keys.extend(self.rows.keys().filter(|k| k.starts_with(prefix)).cloned());
         Ok(keys.into_iter().collect())
     }
 
     /// Writes everything and the new checkpoint in one atomic batch.
-    pub fn commit(self, checkpoint: Position) -> Result<(), ProjectionError> {
+    pub fn commit(mut self, checkpoint: Position) -> Result<(), ProjectionError> {
+        for (key, cached) in std::mem::take(&mut self.rows) {
+            if !cached.dirty {
+                continue;
+            }
+            let index = cached.row.index_keys(&key);
+            for old in cached.stored_index.iter().filter(|k| !index.contains(k)) {
+                self.writes.insert(old.clone(), None);
+            }
+            for new in index
+                .into_iter()
+                .filter(|k| !cached.stored_index.contains(k))
+            {
+                self.writes.insert(new, Some(Vec::new()));
+            }
+            self.writes.insert(key, Some(cached.row.encode()));
+        }
         let mut batch = sled::Batch::default();
         for (k, v) in self.writes {
             match v {
@@ -324,3 +476,6 @@ impl Tx<'_> {
             .map_err(sled_err("committing a read model batch"))
     }
 }
+
+#[cfg(test)]
+mod tests;

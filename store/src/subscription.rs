@@ -13,9 +13,11 @@ use tokio::sync::{mpsc, watch};
 use crate::contract::{Position, RecordedEvent, StoreError, Subscription};
 
 /// Events read per page while catching up.
-const PAGE: usize = 512;
-/// Events buffered between the reader task and the subscriber.
-const BUFFER: usize = 1024;
+const PAGE: usize = 2048;
+/// Events buffered between the reader task and the subscriber: enough
+/// that reading the next pages overlaps a subscriber's batch of work
+/// (a read model folds up to 10,000 events at a time).
+const BUFFER: usize = 16_384;
 
 /// Something that can read the global log synchronously.
 pub(crate) trait ReadAll: Send + Sync + 'static {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     projection::{Envelope, Projection, ProjectionError, key, time_key},
-    view::{Tx, ViewDb},
+    view::{Row, Tx, ViewDb},
 };
 
 pub const NAME: &str = "calls";
@@ -84,8 +84,10 @@ impl CallRow {
         }
         out
     }
+}
 
-    fn index_keys(&self) -> Vec<Vec<u8>> {
+impl Row for CallRow {
+    fn index_keys(&self, _key: &[u8]) -> Vec<Vec<u8>> {
         let t = time_key(self.started_at);
         let id = self.id.as_bytes();
         let mut keys = vec![
@@ -115,20 +117,6 @@ fn row_key(id: &str) -> Vec<u8> {
 }
 
 pub struct Calls;
-
-impl Calls {
-    fn save(tx: &mut Tx<'_>, before: Option<&CallRow>, after: &CallRow) {
-        let old = before.map(CallRow::index_keys).unwrap_or_default();
-        let new = after.index_keys();
-        for k in old.iter().filter(|k| !new.contains(k)) {
-            tx.delete(k.clone());
-        }
-        for k in new.into_iter().filter(|k| !old.contains(k)) {
-            tx.put(k, Vec::new());
-        }
-        tx.put_json(row_key(&after.id), after);
-    }
-}
 
 impl Projection for Calls {
     fn name(&self) -> &'static str {
@@ -162,8 +150,8 @@ impl Projection for Calls {
                     personal_data_shredded: e.caller.is_shredded(),
                     rectifications: 0,
                 };
-                Self::save(tx, None, &row);
-                return Ok(());
+                let k = row_key(&row.id);
+                return tx.insert_row(k, row);
             }
             Event::CallEnded(e) => e.call_id,
             Event::RecordingStored(e) => e.call_id,
@@ -191,11 +179,9 @@ impl Projection for Calls {
             },
             _ => return Ok(()),
         };
-        let id = call_id.to_string();
-        let Some(before) = tx.get_json::<CallRow>(&row_key(&id))? else {
+        let Some(row) = tx.row_mut::<CallRow>(&row_key(&call_id.to_string()))? else {
             return Ok(()); // an event for a call this model never saw start
         };
-        let mut row = before.clone();
         row.revision = env.revision;
         match &env.event {
             Event::CallEnded(e) => row.ended_at = Some(e.ended_at),
@@ -246,7 +232,6 @@ impl Projection for Calls {
             }
             _ => {}
         }
-        Self::save(tx, Some(&before), &row);
         Ok(())
     }
 }

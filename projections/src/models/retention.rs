@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     projection::{Envelope, Projection, ProjectionError, key, time_key},
-    view::{Tx, ViewDb},
+    view::{Row, Tx, ViewDb},
 };
 
 pub const NAME: &str = "retention";
@@ -72,24 +72,44 @@ fn expiry_key(t: DateTime<Utc>, rec: &str) -> Vec<u8> {
     key(&[b"x", &time_key(t), rec.as_bytes()])
 }
 
+/// The id at the end of a row key (`<prefix>\0<id>`).
+fn id_of(key: &[u8]) -> &[u8] {
+    key.get(2..).unwrap_or_default()
+}
+
+impl Row for CallKeep {
+    /// Calls kept by a hold or a restriction are listed under `h`.
+    fn index_keys(&self, key: &[u8]) -> Vec<Vec<u8>> {
+        if !self.holds.is_empty() || self.restricted {
+            vec![crate::projection::key(&[b"h", id_of(key)])]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+impl Row for RecordingKeep {
+    /// Recordings waiting to expire are listed under `x` by expiry time.
+    fn index_keys(&self, key: &[u8]) -> Vec<Vec<u8>> {
+        match (self.expires_at, self.purged_at) {
+            (Some(t), None) => vec![expiry_key(t, &String::from_utf8_lossy(id_of(key)))],
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl Retention {
     fn set_expiry(
         &self,
         tx: &mut Tx<'_>,
-        rec_id: &str,
+        recordings: &[String],
         ended_at: Option<DateTime<Utc>>,
     ) -> Result<(), ProjectionError> {
-        let Some(mut rec) = tx.get_json::<RecordingKeep>(&rec_key(rec_id))? else {
-            return Ok(());
-        };
-        if let Some(old) = rec.expires_at {
-            tx.delete(expiry_key(old, rec_id));
+        for rec_id in recordings {
+            if let Some(rec) = tx.row_mut::<RecordingKeep>(&rec_key(rec_id))? {
+                rec.expires_at = ended_at.map(|t| self.policy.recording_expires_at(t));
+            }
         }
-        rec.expires_at = ended_at.map(|t| self.policy.recording_expires_at(t));
-        if let (Some(t), None) = (rec.expires_at, rec.purged_at) {
-            tx.put(expiry_key(t, rec_id), Vec::new());
-        }
-        tx.put_json(rec_key(rec_id), &rec);
         Ok(())
     }
 }
@@ -113,8 +133,7 @@ impl Projection for Retention {
     fn apply(&self, tx: &mut Tx<'_>, env: &Envelope) -> Result<(), ProjectionError> {
         let call = match &env.event {
             Event::CallStarted(e) => {
-                tx.put_json(call_key(&e.call_id.to_string()), &CallKeep::default());
-                return Ok(());
+                return tx.insert_row(call_key(&e.call_id.to_string()), CallKeep::default());
             }
             Event::CallEnded(e) => e.call_id.to_string(),
             Event::RecordingStored(e) => e.call_id.to_string(),
@@ -138,46 +157,41 @@ impl Projection for Retention {
             },
             _ => return Ok(()),
         };
-        let Some(mut keep) = tx.get_json::<CallKeep>(&call_key(&call))? else {
+        let Some(keep) = tx.row_mut::<CallKeep>(&call_key(&call))? else {
             return Ok(());
         };
         match &env.event {
             Event::CallEnded(e) => {
                 keep.ended_at = Some(e.ended_at);
-                for r in keep.recordings.clone() {
-                    self.set_expiry(tx, &r, keep.ended_at)?;
-                }
+                let (recordings, ended) = (keep.recordings.clone(), keep.ended_at);
+                self.set_expiry(tx, &recordings, ended)?;
             }
             Event::CallRectified(e) => {
                 if let callvault_domain::call::Correction::EndedAt(t) = e.correction {
                     keep.ended_at = Some(t);
-                    for r in keep.recordings.clone() {
-                        self.set_expiry(tx, &r, keep.ended_at)?;
-                    }
+                    let (recordings, ended) = (keep.recordings.clone(), keep.ended_at);
+                    self.set_expiry(tx, &recordings, ended)?;
                 }
             }
             Event::RecordingStored(e) => {
                 let rid = e.recording_id.to_string();
                 keep.recordings.push(rid.clone());
-                tx.put_json(
+                let expires_at = keep.ended_at.map(|t| self.policy.recording_expires_at(t));
+                tx.insert_row(
                     rec_key(&rid),
-                    &RecordingKeep {
-                        call: call.clone(),
+                    RecordingKeep {
+                        call,
                         stored_at: e.stored_at,
-                        expires_at: None,
+                        expires_at,
                         purged_at: None,
                     },
-                );
-                self.set_expiry(tx, &rid, keep.ended_at)?;
+                )?;
             }
             Event::RecordingPurged(e) => {
-                let rid = e.recording_id.to_string();
-                if let Some(mut rec) = tx.get_json::<RecordingKeep>(&rec_key(&rid))? {
-                    if let Some(t) = rec.expires_at {
-                        tx.delete(expiry_key(t, &rid));
-                    }
+                if let Some(rec) =
+                    tx.row_mut::<RecordingKeep>(&rec_key(&e.recording_id.to_string()))?
+                {
                     rec.purged_at = Some(e.purged_at);
-                    tx.put_json(rec_key(&rid), &rec);
                 }
             }
             Event::HoldPlaced(e) => keep.holds.push(ActiveHold {
@@ -193,13 +207,6 @@ impl Projection for Retention {
             Event::RestrictionLifted(_) => keep.restricted = false,
             _ => {}
         }
-        let kept = !keep.holds.is_empty() || keep.restricted;
-        if kept {
-            tx.put(key(&[b"h", call.as_bytes()]), Vec::new());
-        } else {
-            tx.delete(key(&[b"h", call.as_bytes()]));
-        }
-        tx.put_json(call_key(&call), &keep);
         Ok(())
     }
 }

@@ -6,22 +6,25 @@
 use std::collections::BTreeMap;
 
 use callvault_domain::{ContactRef, Event};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    projection::{Envelope, Projection, ProjectionError, key, time_key},
-    view::{Tx, ViewDb},
+    projection::{Envelope, Projection, ProjectionError, key},
+    view::{Row, Tx, ViewDb},
 };
 
 pub const NAME: &str = "stats";
 /// v1: first version.
-pub const VERSION: u32 = 1;
+/// v2: a call's start time lives in its per-call row (one key less per call).
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct CallStat {
     service: String,
     day: NaiveDate,
+    /// When the call started, to compute its duration when it ends.
+    started_at: Option<DateTime<Utc>>,
     duration: Option<i64>,
     recorded: bool,
     held: bool,
@@ -121,10 +124,7 @@ fn bump(
     stat: &CallStat,
     f: impl FnOnce(&mut DayStats),
 ) -> Result<(), ProjectionError> {
-    let k = day_key(&stat.service, stat.day);
-    let mut day = tx.get_json::<DayStats>(&k)?.unwrap_or_default();
-    f(&mut day);
-    tx.put_json(k, &day);
+    f(tx.row_or_default::<DayStats>(&day_key(&stat.service, stat.day))?);
     Ok(())
 }
 
@@ -143,16 +143,12 @@ impl Projection for Stats {
                 let stat = CallStat {
                     service: e.service_number.to_string(),
                     day: e.started_at.date_naive(),
+                    started_at: Some(e.started_at),
                     ..CallStat::default()
                 };
                 bump(tx, &stat, |d| d.calls += 1)?;
                 let id = e.call_id.to_string();
-                tx.put_json(call_key(&id), &stat);
-                tx.put(
-                    key(&[b"st", id.as_bytes()]),
-                    time_key(e.started_at).to_vec(),
-                );
-                return Ok(());
+                return tx.insert_row(call_key(&id), stat);
             }
             Event::CallEnded(e) => (e.call_id.to_string(), None),
             Event::RecordingStored(e) => (e.call_id.to_string(), None),
@@ -167,9 +163,10 @@ impl Projection for Stats {
             },
             _ => return Ok(()),
         };
-        let Some(mut stat) = tx.get_json::<CallStat>(&call_key(&call))? else {
+        let Some(stat) = tx.row_mut::<CallStat>(&call_key(&call))? else {
             return Ok(());
         };
+        let mut stat = stat.clone();
         let ended_at = match &env.event {
             Event::CallEnded(e) => Some(e.ended_at),
             _ => start,
@@ -179,7 +176,9 @@ impl Projection for Stats {
                 let Some(ended) = ended_at else {
                     return Ok(());
                 };
-                let duration = stat_duration(tx, &call, ended)?;
+                let duration = stat
+                    .started_at
+                    .map_or(0, |s| (ended - s).num_seconds().max(0));
                 let old = stat.duration;
                 bump(tx, &stat, |d| {
                     if let Some(o) = old {
@@ -208,23 +207,12 @@ impl Projection for Stats {
             }
             _ => {}
         }
-        tx.put_json(call_key(&call), &stat);
-        Ok(())
+        tx.insert_row(call_key(&call), stat)
     }
 }
 
-/// A call's start time is kept in its own key so durations can be
-/// computed when it ends.
-fn stat_duration(
-    tx: &Tx<'_>,
-    call: &str,
-    ended: chrono::DateTime<chrono::Utc>,
-) -> Result<i64, ProjectionError> {
-    let started = tx
-        .get(&key(&[b"st", call.as_bytes()]))?
-        .and_then(|b| crate::projection::time_from_key(&b));
-    Ok(started.map_or(0, |s| (ended - s).num_seconds().max(0)))
-}
+impl Row for CallStat {}
+impl Row for DayStats {}
 
 /// One service number's day: (service number, day, figures).
 pub type ServiceDay = (String, NaiveDate, DayStats);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     projection::{Envelope, Projection, ProjectionError, key, time_key},
-    view::{Tx, ViewDb},
+    view::{Row, Tx, ViewDb},
 };
 
 pub const NAME: &str = "subjects";
@@ -44,6 +44,15 @@ pub struct SubjectCall {
     pub accesses: Vec<SubjectAccess>,
 }
 
+impl Row for SubjectCall {
+    fn index_keys(&self, _key: &[u8]) -> Vec<Vec<u8>> {
+        self.number
+            .iter()
+            .map(|n| number_key(n, self.started_at, &self.call_id))
+            .collect()
+    }
+}
+
 pub struct Subjects;
 
 fn row_key(call: &str) -> Vec<u8> {
@@ -57,11 +66,10 @@ fn number_key(number: &str, started: DateTime<Utc>, call: &str) -> Vec<u8> {
 fn update(
     tx: &mut Tx<'_>,
     call: &str,
-    f: impl FnOnce(&mut SubjectCall, &mut Tx<'_>),
+    f: impl FnOnce(&mut SubjectCall),
 ) -> Result<(), ProjectionError> {
-    if let Some(mut row) = tx.get_json::<SubjectCall>(&row_key(call))? {
-        f(&mut row, tx);
-        tx.put_json(row_key(call), &row);
+    if let Some(row) = tx.row_mut::<SubjectCall>(&row_key(call))? {
+        f(row);
     }
     Ok(())
 }
@@ -79,15 +87,11 @@ impl Projection for Subjects {
         match &env.event {
             Event::CallStarted(e) => {
                 let id = e.call_id.to_string();
-                let number = e.caller.clear().map(|p| p.to_string());
-                if let Some(n) = &number {
-                    tx.put(number_key(n, e.started_at, &id), Vec::new());
-                }
-                tx.put_json(
+                tx.insert_row(
                     row_key(&id),
-                    &SubjectCall {
+                    SubjectCall {
                         call_id: id.clone(),
-                        number,
+                        number: e.caller.clear().map(|p| p.to_string()),
                         direction: e.direction,
                         service_number: e.service_number.to_string(),
                         agent: e.agent.to_string(),
@@ -96,25 +100,25 @@ impl Projection for Subjects {
                         recordings: Vec::new(),
                         accesses: Vec::new(),
                     },
-                );
+                )?;
             }
-            Event::CallEnded(e) => update(tx, &e.call_id.to_string(), |r, _| {
+            Event::CallEnded(e) => update(tx, &e.call_id.to_string(), |r| {
                 r.ended_at = Some(e.ended_at)
             })?,
-            Event::RecordingStored(e) => update(tx, &e.call_id.to_string(), |r, _| {
+            Event::RecordingStored(e) => update(tx, &e.call_id.to_string(), |r| {
                 r.recordings.push(SubjectRecording {
                     id: e.recording_id.to_string(),
                     stored_at: e.stored_at,
                     purged_at: None,
                 })
             })?,
-            Event::RecordingPurged(e) => update(tx, &e.call_id.to_string(), |r, _| {
+            Event::RecordingPurged(e) => update(tx, &e.call_id.to_string(), |r| {
                 let rid = e.recording_id.to_string();
                 if let Some(x) = r.recordings.iter_mut().find(|x| x.id == rid) {
                     x.purged_at = Some(e.purged_at);
                 }
             })?,
-            Event::RecordingAccessed(e) => update(tx, &e.call_id.to_string(), |r, _| {
+            Event::RecordingAccessed(e) => update(tx, &e.call_id.to_string(), |r| {
                 r.accesses.push(SubjectAccess {
                     at: e.accessed_at,
                     actor: e.actor.to_string(),
@@ -124,7 +128,7 @@ impl Projection for Subjects {
             })?,
             Event::ContactHistoryRead(e) => {
                 if let ContactRef::Call(c) = e.contact {
-                    update(tx, &c.to_string(), |r, _| {
+                    update(tx, &c.to_string(), |r| {
                         r.accesses.push(SubjectAccess {
                             at: e.read_at,
                             actor: e.actor.to_string(),
@@ -137,24 +141,12 @@ impl Projection for Subjects {
             Event::CallRectified(e) => {
                 if let callvault_domain::call::Correction::Caller(p) = &e.correction {
                     let new = p.clear().map(|p| p.to_string());
-                    update(tx, &e.call_id.to_string(), |r, tx| {
-                        if let Some(old) = &r.number {
-                            tx.delete(number_key(old, r.started_at, &r.call_id));
-                        }
-                        if let Some(n) = &new {
-                            tx.put(number_key(n, r.started_at, &r.call_id), Vec::new());
-                        }
-                        r.number = new.clone();
-                    })?;
+                    update(tx, &e.call_id.to_string(), |r| r.number = new)?;
                 }
             }
             Event::ContactHistoryPurged(e) => {
                 if let ContactRef::Call(c) = e.contact {
-                    update(tx, &c.to_string(), |r, tx| {
-                        if let Some(old) = r.number.take() {
-                            tx.delete(number_key(&old, r.started_at, &r.call_id));
-                        }
-                    })?;
+                    update(tx, &c.to_string(), |r| r.number = None)?;
                 }
             }
             _ => {}

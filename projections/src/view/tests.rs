@@ -1,0 +1,166 @@
+//! Typed rows in a transaction: read once, written once at commit with
+//! their index entries replaced, and seen by every other read of the
+//! transaction.
+
+use callvault_store::Position;
+use serde::{Deserialize, Serialize};
+
+use super::{BuildMeta, Row, ViewDb};
+
+/// A row indexed under `i<tag>` while it has a tag.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Tagged {
+    tag: Option<String>,
+    count: u32,
+}
+
+impl Row for Tagged {
+    fn index_keys(&self, key: &[u8]) -> Vec<Vec<u8>> {
+        self.tag
+            .iter()
+            .map(|t| [b"i", t.as_bytes(), b"/", key].concat())
+            .collect()
+    }
+}
+
+fn open() -> (tempfile::TempDir, ViewDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let view = ViewDb::open(
+        dir.path(),
+        BuildMeta {
+            name: "test".into(),
+            version: 1,
+            config: String::new(),
+        },
+    )
+    .unwrap();
+    (dir, view)
+}
+
+fn keys(view: &ViewDb, prefix: &[u8]) -> Vec<String> {
+    view.scan(prefix, None, false)
+        .map(|e| String::from_utf8(e.unwrap().0).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_row_changed_by_many_events_is_written_once_with_its_index_entries() {
+    let (_dir, view) = open();
+    let mut tx = view.tx();
+    tx.insert_row(
+        b"r1".to_vec(),
+        Tagged {
+            tag: Some("a".into()),
+            count: 0,
+        },
+    )
+    .unwrap();
+    for _ in 0..3 {
+        tx.row_mut::<Tagged>(b"r1").unwrap().unwrap().count += 1;
+    }
+    // Other reads in the transaction see the row as it is now.
+    let seen: Tagged = tx.get_json(b"r1").unwrap().unwrap();
+    assert_eq!(seen.count, 3);
+    assert_eq!(tx.scan_keys(b"r").unwrap(), vec![b"r1".to_vec()]);
+    assert_eq!(tx.pending(), 1);
+    assert_eq!(view.get(b"r1").unwrap(), None, "nothing before commit");
+    tx.commit(Position::sequence(7)).unwrap();
+
+    let stored: Tagged = view.get_json(b"r1").unwrap().unwrap();
+    assert_eq!(stored.count, 3);
+    assert_eq!(keys(&view, b"i"), vec!["ia/r1"]);
+    assert_eq!(view.checkpoint().unwrap(), Some(Position::sequence(7)));
+}
+
+#[test]
+fn a_changed_row_replaces_its_stored_index_entries() {
+    let (_dir, view) = open();
+    let mut tx = view.tx();
+    tx.insert_row(
+        b"r1".to_vec(),
+        Tagged {
+            tag: Some("a".into()),
+            count: 0,
+        },
+    )
+    .unwrap();
+    tx.insert_row(b"r2".to_vec(), Tagged::default()).unwrap();
+    tx.commit(Position::sequence(1)).unwrap();
+    assert_eq!(keys(&view, b"i"), vec!["ia/r1"]);
+
+    // A later transaction loads the stored rows and changes their tags.
+    let mut tx = view.tx();
+    tx.row_mut::<Tagged>(b"r1").unwrap().unwrap().tag = Some("b".into());
+    tx.row_mut::<Tagged>(b"r2").unwrap().unwrap().tag = Some("c".into());
+    assert!(tx.row_mut::<Tagged>(b"r3").unwrap().is_none());
+    tx.commit(Position::sequence(2)).unwrap();
+    assert_eq!(keys(&view, b"i"), vec!["ib/r1", "ic/r2"]);
+
+    // Dropping a tag drops its entry.
+    let mut tx = view.tx();
+    tx.row_mut::<Tagged>(b"r1").unwrap().unwrap().tag = None;
+    tx.commit(Position::sequence(3)).unwrap();
+    assert_eq!(keys(&view, b"i"), vec!["ic/r2"]);
+}
+
+#[test]
+fn replacing_a_row_held_by_the_transaction_keeps_the_stored_index_to_replace() {
+    let (_dir, view) = open();
+    let mut tx = view.tx();
+    tx.insert_row(
+        b"r1".to_vec(),
+        Tagged {
+            tag: Some("a".into()),
+            count: 1,
+        },
+    )
+    .unwrap();
+    tx.commit(Position::sequence(1)).unwrap();
+
+    let mut tx = view.tx();
+    let mut row = tx.row_mut::<Tagged>(b"r1").unwrap().unwrap().clone();
+    row.tag = Some("z".into());
+    tx.insert_row(b"r1".to_vec(), row).unwrap();
+    tx.commit(Position::sequence(2)).unwrap();
+    assert_eq!(keys(&view, b"i"), vec!["iz/r1"], "the old entry is gone");
+}
+
+#[test]
+fn row_or_default_creates_a_missing_row() {
+    let (_dir, view) = open();
+    let mut tx = view.tx();
+    tx.row_or_default::<Tagged>(b"d1").unwrap().count += 2;
+    tx.row_or_default::<Tagged>(b"d1").unwrap().count += 3;
+    tx.commit(Position::sequence(1)).unwrap();
+    let stored: Tagged = view.get_json(b"d1").unwrap().unwrap();
+    assert_eq!(stored.count, 5);
+}
+
+#[test]
+fn a_raw_write_over_a_row_takes_its_place_and_a_row_of_another_type_is_an_error() {
+    let (_dir, view) = open();
+    let mut tx = view.tx();
+    tx.insert_row(b"r1".to_vec(), Tagged::default()).unwrap();
+    tx.put(b"r1".to_vec(), b"{\"tag\":null,\"count\":9}".to_vec());
+    let row = tx.row_mut::<Tagged>(b"r1").unwrap().unwrap();
+    assert_eq!(row.count, 9);
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    struct Other {
+        tag: Option<String>,
+        count: u32,
+    }
+    impl Row for Other {}
+    let err = tx.row_mut::<Other>(b"r1").unwrap_err();
+    assert!(err.to_string().contains("two types"), "{err}");
+}
+
+#[test]
+fn nothing_is_written_without_commit() {
+    let (_dir, view) = open();
+    {
+        let mut tx = view.tx();
+        tx.insert_row(b"r1".to_vec(), Tagged::default()).unwrap();
+    }
+    assert_eq!(view.get(b"r1").unwrap(), None);
+    assert_eq!(view.checkpoint().unwrap(), None);
+}
