@@ -20,6 +20,24 @@ pub struct Envelope {
     pub event: Event,
 }
 
+impl Envelope {
+    /// Decodes a stored event (upcast, unsealed) with where and when it
+    /// was stored.
+    pub fn decode(
+        journal: &crate::journal::Journal,
+        recorded: &callvault_store::RecordedEvent,
+    ) -> Result<Self, crate::journal::DecodeError> {
+        Ok(Self {
+            position: recorded.position,
+            stream: recorded.stream.to_string(),
+            revision: recorded.revision.0,
+            recorded_at: recorded.metadata.recorded_at,
+            actor: recorded.metadata.actor.clone(),
+            event: journal.decode(recorded)?,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     #[error("read model storage: {0}")]

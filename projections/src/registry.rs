@@ -682,15 +682,6 @@ fn decode_batch(
 ) -> Result<Vec<Envelope>, ProjectionError> {
     batch
         .iter()
-        .map(|r| {
-            Ok(Envelope {
-                position: r.position,
-                stream: r.stream.to_string(),
-                revision: r.revision.0,
-                recorded_at: r.metadata.recorded_at,
-                actor: r.metadata.actor.clone(),
-                event: journal.decode(r)?,
-            })
-        })
+        .map(|r| Ok(Envelope::decode(journal, r)?))
         .collect()
 }
