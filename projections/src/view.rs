@@ -68,6 +68,33 @@ fn sled_err(context: &str) -> impl FnOnce(sled::Error) -> ProjectionError + '_ {
     move |e| ProjectionError::Storage(format!("{context}: {e}"))
 }
 
+/// Opens a build's sled database. A build belongs to this process alone
+/// (the event log's lock keeps a second process out of the data folder),
+/// so sled refusing its file lock means the previous holder in this
+/// process — a runner that was just stopped, whose last sled I/O thread
+/// still holds the file — is about to let go: wait for it, briefly. (Seen
+/// once as a failed reopen right after `shutdown` in a test; not
+/// reproduced in 30 further runs.)
+fn open_sled(dir: &Path) -> Result<sled::Db, ProjectionError> {
+    let mut tries = 0;
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if tries < 40 && e.to_string().contains("could not acquire lock") =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(sled_err("opening a read model")(e)),
+        }
+    }
+}
+
 impl ViewDb {
     /// Opens a build in `dir` as it was made (its stored meta), or creates
     /// it with `meta` if it is new.
@@ -83,11 +110,7 @@ impl ViewDb {
     fn open_inner(dir: &Path, meta: BuildMeta, strict: bool) -> Result<Self, ProjectionError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ProjectionError::Storage(format!("creating {}: {e}", dir.display())))?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(sled_err("opening a read model"))?;
+        let db = open_sled(dir)?;
         let meta = match db
             .get(META)
             .map_err(sled_err("reading a read model's meta"))?

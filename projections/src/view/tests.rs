@@ -164,3 +164,25 @@ fn nothing_is_written_without_commit() {
     assert_eq!(view.get(b"r1").unwrap(), None);
     assert_eq!(view.checkpoint().unwrap(), None);
 }
+
+#[test]
+fn reopening_waits_briefly_for_the_previous_holder_to_let_go() {
+    let (dir, view) = open();
+    let path = dir.path().to_owned();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(view);
+    });
+    // sled refuses its file lock while `view` is open; the open waits.
+    let again = ViewDb::open_existing(
+        &path,
+        BuildMeta {
+            name: "test".into(),
+            version: 1,
+            config: String::new(),
+        },
+    )
+    .unwrap();
+    releaser.join().unwrap();
+    assert_eq!(again.meta().name, "test");
+}
