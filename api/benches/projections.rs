@@ -51,6 +51,23 @@ async fn registry(data: &Path) -> anyhow::Result<Registry> {
     ))
 }
 
+/// The raw reference's writes: two index entries per event, by stream and
+/// by time.
+fn raw_batch(events: &[callvault_store::RecordedEvent]) -> sled::Batch {
+    let mut batch = sled::Batch::default();
+    for e in events {
+        let mut k1 = b"s/".to_vec();
+        k1.extend_from_slice(e.stream.as_str().as_bytes());
+        k1.extend_from_slice(&e.position.to_be_bytes());
+        let mut k2 = b"t/".to_vec();
+        k2.extend_from_slice(&e.metadata.recorded_at.timestamp_micros().to_be_bytes());
+        k2.extend_from_slice(&e.position.to_be_bytes());
+        batch.insert(k1, &e.payload[..e.payload.len().min(64)]);
+        batch.insert(k2, &e.id.as_bytes()[..]);
+    }
+    batch
+}
+
 async fn raw_reference(store: &Arc<dyn EventStore>, dir: &Path) -> anyhow::Result<(u64, Duration)> {
     let _ = std::fs::remove_dir_all(dir);
     let db = sled::Config::new().path(dir).open()?;
@@ -61,19 +78,8 @@ async fn raw_reference(store: &Arc<dyn EventStore>, dir: &Path) -> anyhow::Resul
         let page = store.read_all(after, 2000).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.position);
-        let mut batch = sled::Batch::default();
-        for e in &page {
-            let mut k1 = b"s/".to_vec();
-            k1.extend_from_slice(e.stream.as_str().as_bytes());
-            k1.extend_from_slice(&e.position.to_be_bytes());
-            let mut k2 = b"t/".to_vec();
-            k2.extend_from_slice(&e.metadata.recorded_at.timestamp_micros().to_be_bytes());
-            k2.extend_from_slice(&e.position.to_be_bytes());
-            batch.insert(k1, &e.payload[..e.payload.len().min(64)]);
-            batch.insert(k2, &e.id.as_bytes()[..]);
-            n += 1;
-        }
-        db.apply_batch(batch)?;
+        n += page.len() as u64;
+        db.apply_batch(raw_batch(&page))?;
     }
     db.flush()?;
     Ok((n, start.elapsed()))
@@ -149,18 +155,7 @@ async fn fold_only(
     let raw = best(&mut || {
         let db = sled::Config::new().path(&dir).open()?;
         for chunk in recorded.chunks(10_000) {
-            let mut batch = sled::Batch::default();
-            for e in chunk {
-                let mut k1 = b"s/".to_vec();
-                k1.extend_from_slice(e.stream.as_str().as_bytes());
-                k1.extend_from_slice(&e.position.to_be_bytes());
-                let mut k2 = b"t/".to_vec();
-                k2.extend_from_slice(&e.metadata.recorded_at.timestamp_micros().to_be_bytes());
-                k2.extend_from_slice(&e.position.to_be_bytes());
-                batch.insert(k1, &e.payload[..e.payload.len().min(64)]);
-                batch.insert(k2, &e.id.as_bytes()[..]);
-            }
-            db.apply_batch(batch)?;
+            db.apply_batch(raw_batch(chunk))?;
         }
         Ok(())
     })?;

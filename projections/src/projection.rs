@@ -80,11 +80,6 @@ pub fn time_key(t: DateTime<Utc>) -> [u8; 8] {
     ((t.timestamp_micros() as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-pub fn time_from_key(bytes: &[u8]) -> Option<DateTime<Utc>> {
-    let arr: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
-    DateTime::from_timestamp_micros((u64::from_be_bytes(arr) ^ (1 << 63)) as i64)
-}
-
 /// Builds a key from parts separated by 0x00 (parts never contain it:
 /// ids, E.164 numbers and staff ids are ASCII without NUL).
 pub fn key(parts: &[&[u8]]) -> Vec<u8> {

@@ -317,8 +317,6 @@ struct CachedRow {
     row: Box<dyn ErasedRow>,
     /// The index entries of the row as stored (empty for a new row).
     stored_index: Vec<Vec<u8>>,
-    /// Handed out mutably since it was loaded: written at commit.
-    dirty: bool,
 }
 
 fn decode_row<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProjectionError> {
@@ -385,7 +383,6 @@ impl Tx<'_> {
                 CachedRow {
                     row: Box::new(row),
                     stored_index,
-                    dirty: false,
                 },
             );
         }
@@ -393,7 +390,6 @@ impl Tx<'_> {
             .rows
             .get_mut(key)
             .ok_or_else(|| ProjectionError::Storage("a cached row went missing".into()))?;
-        cached.dirty = true;
         cached
             .row
             .as_any_mut()
@@ -437,7 +433,6 @@ impl Tx<'_> {
             CachedRow {
                 row: Box::new(row),
                 stored_index,
-                dirty: true,
             },
         );
         Ok(())
@@ -445,7 +440,7 @@ impl Tx<'_> {
 
     /// How many changes are waiting for commit.
     pub fn pending(&self) -> usize {
-        self.writes.len() + self.rows.values().filter(|r| r.dirty).count()
+        self.writes.len() + self.rows.len()
     }
 
     /// Keys under `prefix`, as stored plus this transaction's own writes.
@@ -470,9 +465,6 @@ impl Tx<'_> {
     /// Writes everything and the new checkpoint in one atomic batch.
     pub fn commit(mut self, checkpoint: Position) -> Result<(), ProjectionError> {
         for (key, cached) in std::mem::take(&mut self.rows) {
-            if !cached.dirty {
-                continue;
-            }
             let index = cached.row.index_keys(&key);
             for old in cached.stored_index.iter().filter(|k| !index.contains(k)) {
                 self.writes.insert(old.clone(), None);
