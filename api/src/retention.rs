@@ -20,7 +20,10 @@ use callvault_domain::{
     chat::ChatCommand,
     controls::PurgeContactHistory,
 };
-use callvault_store::vault::{Bucket, KeyOwner};
+use callvault_store::{
+    Position,
+    vault::{Bucket, KeyOwner},
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -68,13 +71,32 @@ pub struct Catalog {
 
 impl Catalog {
     pub async fn read(registry: &Registry) -> Result<Self, AppError> {
+        Ok(Self::read_after(registry, None).await?.0)
+    }
+
+    /// The catalog of the events after `after`, and a mark of the last
+    /// event read (none if there was none).
+    async fn read_after(
+        registry: &Registry,
+        mut after: Option<Position>,
+    ) -> Result<(Self, Option<ScanMark>), AppError> {
         let mut catalog = Catalog::default();
-        let mut after = None;
+        let mut mark = None;
         loop {
             let page = registry.store().read_all(after, 2048).await?;
             let Some(last) = page.last() else {
-                return Ok(catalog);
+                return Ok((catalog, mark));
             };
+            let before = match page.len() {
+                1 => after,
+                n => Some(page[n - 2].position),
+            };
+            mark = Some(ScanMark {
+                before,
+                at: last.position,
+                id: last.id,
+                hash: last.metadata.hash.to_hex(),
+            });
             after = Some(last.position);
             for recorded in &page {
                 if !matches!(
@@ -99,6 +121,45 @@ impl Catalog {
                 }
             }
         }
+    }
+}
+
+/// How far the last start's check for interrupted purges read the log:
+/// the last event it saw, and the position before it, so that event can
+/// be read back and compared. Kept in the key vault's folder as
+/// [`SCAN_MARK`]. Only a shortcut: if it is missing, unreadable, or the
+/// log does not have that event there (another log, a restore), the
+/// whole log is read again.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct ScanMark {
+    before: Option<Position>,
+    at: Position,
+    id: uuid::Uuid,
+    hash: String,
+}
+
+/// The file name of the [`ScanMark`], in the key vault's folder.
+pub const SCAN_MARK: &str = "retention-scan.json";
+
+impl ScanMark {
+    /// The stored mark, if the log still has its event where it says.
+    async fn load(registry: &Registry) -> Option<Self> {
+        let bytes = std::fs::read(registry.vault().dir().join(SCAN_MARK)).ok()?;
+        let mark: Self = serde_json::from_slice(&bytes).ok()?;
+        let found = registry.store().read_all(mark.before, 1).await.ok()?;
+        let event = found.first()?;
+        (event.position == mark.at
+            && event.id == mark.id
+            && event.metadata.hash.to_hex() == mark.hash)
+            .then_some(mark)
+    }
+
+    /// Replaces the stored mark (a torn write only costs a full read).
+    fn save(&self, registry: &Registry) -> std::io::Result<()> {
+        let dir = registry.vault().dir();
+        let tmp = dir.join(format!("{SCAN_MARK}.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec(self)?)?;
+        std::fs::rename(&tmp, dir.join(SCAN_MARK))
     }
 }
 
@@ -366,7 +427,11 @@ async fn purge_bucket(
 /// exists has its bucket purged again (the bucket was due when the
 /// tombstone was written), and blobs of tombstoned recordings are deleted.
 pub async fn finish_interrupted(registry: &Registry) -> Result<Option<RunReport>, AppError> {
-    let catalog = Catalog::read(registry).await?;
+    // Only tombstones written since the last start can have a key or a
+    // blob left: every start finishes what it finds before it moves the
+    // mark, so a start reads the log written since, not all of it.
+    let from = ScanMark::load(registry).await.map(|m| m.at);
+    let (catalog, mark) = Catalog::read_after(registry, from).await?;
     let owners: Vec<KeyOwner> = catalog.tombstoned.iter().copied().collect();
     let (buckets, _) = registry
         .with_vault(move |v| {
@@ -391,9 +456,25 @@ pub async fn finish_interrupted(registry: &Registry) -> Result<Option<RunReport>
                 .map_err(|e| AppError::Internal(e.into()))?;
         }
     }
-    if buckets.is_empty() {
-        return Ok(None);
+    let report = if buckets.is_empty() {
+        None
+    } else {
+        Some(finish_buckets(registry, buckets).await?)
+    };
+    if let Some(mark) = mark
+        && let Err(e) = mark.save(registry)
+    {
+        tracing::warn!(error = %e, "could not note how far the log was checked for interrupted purges; the next start reads it all again");
     }
+    Ok(report)
+}
+
+/// Purges again the buckets whose tombstones were written but whose keys
+/// were not destroyed.
+async fn finish_buckets(
+    registry: &Registry,
+    buckets: BTreeSet<Bucket>,
+) -> Result<RunReport, AppError> {
     tracing::warn!(
         buckets = buckets.len(),
         "finishing purges interrupted by a crash"
@@ -407,7 +488,7 @@ pub async fn finish_interrupted(registry: &Registry) -> Result<Option<RunReport>
         .max()
         .unwrap_or_else(|| registry.now());
     let now = registry.now().max(latest);
-    run(registry, now, false, Some(buckets)).await.map(Some)
+    run(registry, now, false, Some(buckets)).await
 }
 
 /// One bucket in the forecast.

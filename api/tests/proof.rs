@@ -219,10 +219,10 @@ async fn after_a_purge_nothing_under_the_data_folder_can_bring_the_call_back() {
     assert_eq!(tombstone["actor"], "system.retention");
 }
 
-#[tokio::test]
-async fn a_crash_between_tombstone_and_key_destruction_is_finished_at_the_next_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path();
+/// A register whose retention run stopped (failpoint) after the
+/// recording's tombstone and before its key's destruction; returns the
+/// recording's key owner.
+async fn purge_interrupted(data: &Path) -> KeyOwner {
     let server = Server::started(data).await;
     let (_, rec) = call_with_recording(&server, &distinct_audio(10_000)).await;
     server.kill();
@@ -238,27 +238,29 @@ async fn a_crash_between_tombstone_and_key_destruction_is_finished_at_the_next_s
         Some(86),
         "the failpoint must stop the run"
     );
-    {
-        let log = SledStore::open(data.join("events")).unwrap();
-        let types: Vec<String> = log
-            .read_all(None, 1000)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.event_type)
-            .collect();
-        assert!(
-            types.contains(&"RecordingPurged".to_owned()),
-            "the tombstone came first: {types:?}"
-        );
-        let vault = KeyVault::open(data.join("keys")).unwrap();
-        assert!(
-            matches!(vault.key(owner).unwrap(), KeyLookup::Live(_)),
-            "the crash came before the key was destroyed"
-        );
-    }
+    let log = SledStore::open(data.join("events")).unwrap();
+    let types: Vec<String> = log
+        .read_all(None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert!(
+        types.contains(&"RecordingPurged".to_owned()),
+        "the tombstone came first: {types:?}"
+    );
+    let vault = KeyVault::open(data.join("keys")).unwrap();
+    assert!(
+        matches!(vault.key(owner).unwrap(), KeyLookup::Live(_)),
+        "the crash came before the key was destroyed"
+    );
+    owner
+}
 
-    // Any start of the register finishes the purge.
+/// Starts the register (any command does) and checks the purge got
+/// finished: key gone, audio deleted.
+fn assert_a_start_finishes_the_purge(data: &Path, owner: KeyOwner) {
     let out = callvault(data, &["keys", "status"], &[]);
     assert!(
         out.status.success(),
@@ -271,6 +273,52 @@ async fn a_crash_between_tombstone_and_key_destruction_is_finished_at_the_next_s
         files(&data.join("blobs")).is_empty(),
         "and the audio is deleted"
     );
+}
+
+#[tokio::test]
+async fn a_crash_between_tombstone_and_key_destruction_is_finished_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = purge_interrupted(dir.path()).await;
+    assert_a_start_finishes_the_purge(dir.path(), owner);
+}
+
+#[tokio::test]
+async fn a_start_reads_the_whole_log_again_when_its_mark_does_not_match_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let owner = purge_interrupted(data).await;
+    // Each start notes the last event it checked, so the next one reads
+    // only what came after. Here the note claims the log's last event (past
+    // the tombstone) with another hash — a note from another log, say a
+    // restored backup's: trusting it would skip the tombstone.
+    let mark_file = data.join("keys").join(callvault::retention::SCAN_MARK);
+    let mark: Value = serde_json::from_slice(&std::fs::read(&mark_file).unwrap()).unwrap();
+    assert!(mark["at"].is_object(), "a start left its mark: {mark}");
+    let events = SledStore::open(data.join("events"))
+        .unwrap()
+        .read_all(None, 1000)
+        .await
+        .unwrap();
+    let n = events.len();
+    let forged = json!({
+        "before": events[n - 2].position,
+        "at": events[n - 1].position,
+        "id": events[n - 1].id,
+        "hash": "00".repeat(32),
+    });
+    std::fs::write(&mark_file, forged.to_string()).unwrap();
+    assert_a_start_finishes_the_purge(data, owner);
+    // And the new mark names the log's last event with its real hash.
+    let mark: Value = serde_json::from_slice(&std::fs::read(&mark_file).unwrap()).unwrap();
+    let last = SledStore::open(data.join("events"))
+        .unwrap()
+        .read_all(None, 10_000)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(mark["id"], json!(last.id));
+    assert_eq!(mark["hash"], json!(last.metadata.hash.to_hex()));
 }
 
 #[tokio::test]
