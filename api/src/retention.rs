@@ -333,7 +333,34 @@ pub async fn run(
             .buckets
             .push(purge_bucket(registry, bucket, &catalog, now, dry_run).await?);
     }
+    if !dry_run {
+        // Hygiene over the whole log (a start looks only at what is new
+        // since the previous one): audio of any purged recording that is
+        // back on disk — from a restored backup, say — is deleted. It is
+        // unreadable anyway, its key being gone.
+        delete_leftover_audio(registry, &catalog.tombstoned).await?;
+    }
     Ok(report)
+}
+
+/// Deletes the audio files of tombstoned recordings that still have one.
+async fn delete_leftover_audio(
+    registry: &Registry,
+    tombstoned: &BTreeSet<KeyOwner>,
+) -> Result<(), AppError> {
+    for owner in tombstoned {
+        if let KeyOwner::Recording(r) = owner
+            && registry.blobs().exists(*r)
+        {
+            let blobs = registry.blobs().clone();
+            let r = *r;
+            tokio::task::spawn_blocking(move || blobs.delete(r))
+                .await
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("blob task failed: {e}")))?
+                .map_err(|e| AppError::Internal(e.into()))?;
+        }
+    }
+    Ok(())
 }
 
 async fn purge_bucket(
@@ -444,18 +471,7 @@ pub async fn finish_interrupted(registry: &Registry) -> Result<Option<RunReport>
             Ok((buckets, ()))
         })
         .await?;
-    for owner in &catalog.tombstoned {
-        if let KeyOwner::Recording(r) = owner
-            && registry.blobs().exists(*r)
-        {
-            let blobs = registry.blobs().clone();
-            let r = *r;
-            tokio::task::spawn_blocking(move || blobs.delete(r))
-                .await
-                .map_err(|e| AppError::Internal(anyhow::anyhow!("blob task failed: {e}")))?
-                .map_err(|e| AppError::Internal(e.into()))?;
-        }
-    }
+    delete_leftover_audio(registry, &catalog.tombstoned).await?;
     let report = if buckets.is_empty() {
         None
     } else {

@@ -216,9 +216,9 @@ fn verify_checks_purged_recordings_left_nothing_behind() {
         )),
         "{out}"
     );
-    // Put one recording's audio file back. Any start of callvault finishes
-    // purges and removes such leftovers, so `verify` on the CLI sees a
-    // clean folder again...
+    // Put one recording's audio file back (a restored backup, say). A
+    // retention run looks over the whole log and removes such leftovers,
+    // so `verify` sees a clean folder again...
     let rec: callvault_domain::RecordingId = purged[0]["data"]["recording_id"]
         .as_str()
         .unwrap()
@@ -231,13 +231,24 @@ fn verify_checks_purged_recordings_left_nothing_behind() {
         std::fs::write(&path, b"resurrected").unwrap();
     };
     plant();
+    let (ok, out, err) = callvault(dir.path(), &["retention", "run", "--now", "2030-01-02"]);
+    assert!(ok, "{err}{out}");
+    assert!(!blobs.exists(rec), "the retention run removed it");
     let (ok, _, err) = callvault(dir.path(), &["verify"]);
     assert!(ok, "{err}");
-    assert!(!blobs.exists(rec), "start-up hygiene removed it");
 
-    // ...and the check itself, on a register opened without that hygiene,
-    // names what was not destroyed.
+    // ...and `verify` names what was not destroyed: a start of callvault
+    // looks only at tombstones newer than its previous start, so the CLI's
+    // `verify` now sees the leftover too.
     plant();
+    let (ok, out, err) = callvault(dir.path(), &["verify"]);
+    assert!(!ok, "verify must fail on a leftover audio file");
+    assert!(
+        format!("{out}{err}").contains(&format!("recording {rec}: its audio file still exists")),
+        "{out}{err}"
+    );
+    // The same check through the library, on a register opened without
+    // any start-up step.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt.block_on(async {
         let store = std::sync::Arc::new(
