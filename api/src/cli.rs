@@ -851,6 +851,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         data_dir = %config.data_dir.display(),
         "callvault is serving GraphQL at http://{local}/graphql"
     );
+    let runners = projections.clone();
     axum::serve(
         listener,
         app(AppState::new(
@@ -863,6 +864,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving HTTP")?;
+    // Each read model stores how far it got, so `projections status`
+    // shows no lag after a clean stop.
+    runners.shutdown().await;
     tracing::info!("callvault stopped");
     Ok(ExitCode::SUCCESS)
 }

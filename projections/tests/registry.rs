@@ -231,3 +231,43 @@ async fn a_newer_code_version_is_rebuilt_at_start_while_the_old_build_answers() 
     assert!(folders_after <= folders);
     assert_eq!(folders_after, 1, "only the new build is left");
 }
+
+/// A model that keeps nothing: every event changes nothing in it.
+struct KeepsNothing;
+
+impl Projection for KeepsNothing {
+    fn name(&self) -> &'static str {
+        "keeps_nothing"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn apply(&self, _: &mut Tx<'_>, _: &Envelope) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_clean_stop_stores_how_far_each_model_got_so_status_shows_no_lag() {
+    let f = fixture();
+    let p = f
+        .open(vec![Arc::new(KeepsNothing), Arc::new(calls::Calls)])
+        .await;
+    for n in 1..=20 {
+        f.call(n).await;
+    }
+    let head = f.store.head_position().await.unwrap();
+    for name in ["keeps_nothing", calls::NAME] {
+        p.view_at(name, head, Duration::from_secs(5)).await.unwrap();
+    }
+    p.shutdown().await;
+    // Opened again, before its runners fold anything, the model that
+    // never wrote a row is where it was stopped, not at the start.
+    let p = f
+        .open(vec![Arc::new(KeepsNothing), Arc::new(calls::Calls)])
+        .await;
+    let status = p.status().await.unwrap();
+    for s in &status {
+        assert_eq!(s.position, head, "{} after a clean stop", s.name);
+    }
+}
