@@ -86,13 +86,13 @@ async fn raw_reference(store: &Arc<dyn EventStore>, dir: &Path) -> anyhow::Resul
 }
 
 /// Builds `models` from nothing in `dir` until they reach the log's head;
-/// returns how long it took.
+/// returns how long it took and how many sled keys each model keeps.
 async fn rebuild_from_scratch(
     dir: &Path,
     store: &Arc<dyn EventStore>,
     registry: &Registry,
     models: Vec<Arc<dyn callvault_projections::Projection>>,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<(Duration, Vec<(&'static str, usize)>)> {
     let _ = std::fs::remove_dir_all(dir);
     let t = Instant::now();
     let projections =
@@ -107,9 +107,13 @@ async fn rebuild_from_scratch(
             .await?;
     }
     let took = t.elapsed();
+    let mut keys = Vec::new();
+    for name in projections.names() {
+        keys.push((name, projections.view(name).await?.len()));
+    }
     projections.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
-    Ok(took)
+    Ok((took, keys))
 }
 
 async fn fold_only(
@@ -286,13 +290,28 @@ async fn main() -> anyhow::Result<()> {
     // `CALLVAULT_BENCH_ALL=0` leaves out the rebuild of all six together.
     if std::env::var("CALLVAULT_BENCH_ALL").as_deref() != Ok("0") {
         let models = callvault_projections::all(RetentionPolicy::default());
-        let rebuild = rebuild_from_scratch(&fresh, &store, &registry, models).await?;
+        let (rebuild, keys) = rebuild_from_scratch(&fresh, &store, &registry, models).await?;
         let rebuild_rate = head as f64 / rebuild.as_secs_f64();
         println!(
             "{:<58} {:>12.0}  ({:.2}x raw, {rebuild:.1?})",
             "rebuild all 6 read models from scratch",
             rebuild_rate,
             rebuild_rate / raw_rate
+        );
+        // sled's insert rate bounds a rebuild: each key a model keeps was
+        // inserted at least once, and the raw reference inserts two per
+        // event. So a rebuild can at best reach raw × 2 / (keys per event).
+        let total: usize = keys.iter().map(|(_, n)| n).sum();
+        let per_event = total as f64 / head.max(1) as f64;
+        let shares: Vec<String> = keys
+            .iter()
+            .map(|(name, n)| format!("{name} {:.2}", *n as f64 / head.max(1) as f64))
+            .collect();
+        println!(
+            "sled keys kept per event: {per_event:.2} (raw reference 2.00; {}); \
+             at the raw insert rate a rebuild could reach at most {:.2}x raw",
+            shares.join(", "),
+            2.0 / per_event
         );
     }
     // Optionally each model alone, to see where the time goes
@@ -304,7 +323,7 @@ async fn main() -> anyhow::Result<()> {
             if which != "1" && !wanted.contains(&name) {
                 continue;
             }
-            let took = rebuild_from_scratch(&fresh, &store, &registry, vec![model]).await?;
+            let (took, _) = rebuild_from_scratch(&fresh, &store, &registry, vec![model]).await?;
             println!(
                 "{:<58} {:>12.0}  ({took:.1?})",
                 format!("rebuild `{name}` alone"),

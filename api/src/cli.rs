@@ -558,6 +558,8 @@ async fn projections_command(
                 }
             }
             print_status(&projections.status().await?);
+            // Stores where each model got (see `serve`).
+            projections.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
     }

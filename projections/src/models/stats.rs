@@ -3,8 +3,6 @@
 //! (p50, p90, max) — for analysts (R5). Counted on the day the call
 //! started, under the service number it started with.
 
-use std::collections::BTreeMap;
-
 use callvault_domain::{ContactRef, Event};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -41,7 +39,108 @@ pub struct DayStats {
     pub ended: u64,
     pub max_duration: i64,
     /// Duration bucket → count (see [`bucket_of`]).
-    pub durations: BTreeMap<u32, u64>,
+    pub durations: Durations,
+}
+
+/// Duration bucket → count, ascending by bucket. Stored as the JSON map a
+/// `BTreeMap<u32, u64>` gives (same bytes), but kept as a sorted vector:
+/// summing a month of rows merges vectors instead of inserting into
+/// trees, which was most of a `callStats` query's time (BENCHMARKS.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Durations(Vec<(u32, u64)>);
+
+impl Durations {
+    /// Adds `n` calls to bucket `b`.
+    pub fn add(&mut self, b: u32, n: u64) {
+        match self.0.binary_search_by_key(&b, |(k, _)| *k) {
+            Ok(i) => self.0[i].1 += n,
+            Err(i) => self.0.insert(i, (b, n)),
+        }
+    }
+
+    /// Takes one call out of bucket `b` (the bucket stays, possibly at 0).
+    pub fn take_one(&mut self, b: u32) {
+        if let Ok(i) = self.0.binary_search_by_key(&b, |(k, _)| *k) {
+            self.0[i].1 = self.0[i].1.saturating_sub(1);
+        }
+    }
+
+    /// (bucket, count), ascending by bucket.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Adds every bucket of `other` (one pass over both).
+    pub fn merge(&mut self, other: &Durations) {
+        if other.0.is_empty() {
+            return;
+        }
+        let (x, y) = (&self.0, &other.0);
+        let mut merged = Vec::with_capacity(x.len() + y.len());
+        let (mut i, mut j) = (0, 0);
+        while i < x.len() && j < y.len() {
+            match x[i].0.cmp(&y[j].0) {
+                std::cmp::Ordering::Less => {
+                    merged.push(x[i]);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    merged.push(y[j]);
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    merged.push((x[i].0, x[i].1 + y[j].1));
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        merged.extend_from_slice(&x[i..]);
+        merged.extend_from_slice(&y[j..]);
+        self.0 = merged;
+    }
+}
+
+impl Serialize for Durations {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (b, n) in &self.0 {
+            map.serialize_entry(b, n)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Durations {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Durations;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of duration bucket to count")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Durations, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((b, n)) = map.next_entry::<u32, u64>()? {
+                    out.push((b, n));
+                }
+                // Written in ascending order; anything else is put right.
+                if !out.is_sorted_by_key(|(b, _)| *b) {
+                    let mut d = Durations::default();
+                    for (b, n) in out {
+                        d.add(b, n);
+                    }
+                    return Ok(d);
+                }
+                Ok(Durations(out))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// Duration buckets: every second up to ten minutes, every ten seconds up
@@ -78,9 +177,7 @@ impl DayStats {
         self.purged += other.purged;
         self.ended += other.ended;
         self.max_duration = self.max_duration.max(other.max_duration);
-        for (b, n) in &other.durations {
-            *self.durations.entry(*b).or_default() += n;
-        }
+        self.durations.merge(&other.durations);
     }
 
     /// The duration at quantile `q` (0–1) of ended calls.
@@ -90,10 +187,10 @@ impl DayStats {
         }
         let rank = ((self.ended as f64) * q).ceil().max(1.0) as u64;
         let mut seen = 0;
-        for (b, n) in &self.durations {
+        for (b, n) in self.durations.iter() {
             seen += n;
             if seen >= rank {
-                return Some(bucket_floor(*b));
+                return Some(bucket_floor(b));
             }
         }
         Some(self.max_duration)
@@ -182,13 +279,11 @@ impl Projection for Stats {
                 let old = stat.duration;
                 bump(tx, &stat, |d| {
                     if let Some(o) = old {
-                        if let Some(n) = d.durations.get_mut(&bucket_of(o)) {
-                            *n = n.saturating_sub(1);
-                        }
+                        d.durations.take_one(bucket_of(o));
                     } else {
                         d.ended += 1;
                     }
-                    *d.durations.entry(bucket_of(duration)).or_default() += 1;
+                    d.durations.add(bucket_of(duration), 1);
                     d.max_duration = d.max_duration.max(duration);
                 })?;
                 stat.duration = Some(duration);
@@ -252,4 +347,67 @@ pub fn totals(
         days.push((svc, day, stats));
     }
     Ok((total, days))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// A few rows' worth of buckets, with repeats and zero counts.
+    fn samples() -> Vec<Vec<(u32, u64)>> {
+        vec![
+            vec![(3, 1), (0, 2), (600, 0), (1261, 4)],
+            vec![],
+            vec![(3, 5), (7, 1), (99_999, 1)],
+            vec![(0, 1), (1261, 1), (2, 0)],
+        ]
+    }
+
+    fn durations(pairs: &[(u32, u64)]) -> Durations {
+        let mut d = Durations::default();
+        for (b, n) in pairs {
+            d.add(*b, *n);
+        }
+        d
+    }
+
+    fn tree(pairs: &[(u32, u64)]) -> BTreeMap<u32, u64> {
+        let mut t = BTreeMap::new();
+        for (b, n) in pairs {
+            *t.entry(*b).or_default() += n;
+        }
+        t
+    }
+
+    #[test]
+    fn durations_are_stored_as_the_same_bytes_as_a_btreemap() {
+        for pairs in samples() {
+            let ours = serde_json::to_string(&durations(&pairs)).unwrap();
+            assert_eq!(ours, serde_json::to_string(&tree(&pairs)).unwrap());
+            let back: Durations = serde_json::from_str(&ours).unwrap();
+            assert_eq!(back, durations(&pairs));
+        }
+        // Out of order on disk (never written so, but read right anyway).
+        let back: Durations = serde_json::from_str(r#"{"9":1,"2":3,"9":2}"#).unwrap();
+        assert_eq!(back.iter().collect::<Vec<_>>(), [(2, 3), (9, 3)]);
+    }
+
+    #[test]
+    fn merged_durations_add_up_like_a_btreemap() {
+        let mut ours = Durations::default();
+        let mut reference = BTreeMap::<u32, u64>::new();
+        for pairs in samples() {
+            ours.merge(&durations(&pairs));
+            for (b, n) in tree(&pairs) {
+                *reference.entry(b).or_default() += n;
+            }
+            assert_eq!(ours.iter().collect::<BTreeMap<_, _>>(), reference);
+        }
+        ours.take_one(1261);
+        ours.take_one(5); // absent: nothing happens
+        *reference.entry(1261).or_default() -= 1;
+        assert_eq!(ours.iter().collect::<BTreeMap<_, _>>(), reference);
+    }
 }
