@@ -142,8 +142,22 @@ struct ScanMark {
 pub const SCAN_MARK: &str = "retention-scan.json";
 
 impl ScanMark {
-    /// The stored mark, if the log still has its event where it says.
+    /// The stored mark, if the log still has its event where it says and
+    /// no expiry bucket is overdue. An overdue bucket is what a copy of the
+    /// vault's folder taken file by file mid-purge can look like (the old
+    /// KEK file beside the newer mark), so then the whole log is read, as
+    /// it is whenever retention has fallen behind.
     async fn load(registry: &Registry) -> Option<Self> {
+        let today = registry.now().date_naive();
+        let overdue = registry
+            .with_vault(|v| v.status())
+            .await
+            .ok()?
+            .iter()
+            .any(|b| matches!(b.bucket, Bucket::Expiry(day) if day < today));
+        if overdue {
+            return None;
+        }
         let bytes = std::fs::read(registry.vault().dir().join(SCAN_MARK)).ok()?;
         let mark: Self = serde_json::from_slice(&bytes).ok()?;
         let found = registry.store().read_all(mark.before, 1).await.ok()?;
@@ -157,7 +171,9 @@ impl ScanMark {
     /// Replaces the stored mark (a torn write only costs a full read).
     fn save(&self, registry: &Registry) -> std::io::Result<()> {
         let dir = registry.vault().dir();
-        let tmp = dir.join(format!("{SCAN_MARK}.tmp"));
+        // Per process: nodes sharing the folder never rename each other's
+        // half-written file.
+        let tmp = dir.join(format!("{SCAN_MARK}.{}.tmp", std::process::id()));
         std::fs::write(&tmp, serde_json::to_vec(self)?)?;
         std::fs::rename(&tmp, dir.join(SCAN_MARK))
     }
@@ -586,4 +602,109 @@ pub async fn plan(registry: &Registry, now: DateTime<Utc>, days: u32) -> Result<
         buckets: buckets.into_values().collect(),
         held,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use callvault_domain::RetentionPolicy;
+    use callvault_store::{
+        EventStore, ExpectedRevision, NewEvent, StreamName, blob::BlobStore, memory::MemoryStore,
+        vault::KeyVault,
+    };
+
+    use super::*;
+    use crate::service::FixedClock;
+
+    async fn registry_with(events: usize, dir: &std::path::Path) -> Registry {
+        let store = Arc::new(MemoryStore::new());
+        let stream = StreamName::new("noise-1").unwrap();
+        let mut left = events;
+        while left > 0 {
+            let n = left.min(100);
+            let batch = (0..n)
+                .map(|_| NewEvent {
+                    id: uuid::Uuid::now_v7(),
+                    event_type: "Noise".into(),
+                    schema_version: 1,
+                    payload: b"{}".to_vec(),
+                    actor: "test".into(),
+                    correlation_id: None,
+                    causation_id: None,
+                })
+                .collect();
+            store
+                .append(&stream, ExpectedRevision::Any, batch)
+                .await
+                .unwrap();
+            left -= n;
+        }
+        Registry::new(
+            store,
+            Arc::new(KeyVault::open(dir.join("keys")).unwrap()),
+            BlobStore::open(dir.join("blobs")).unwrap(),
+            RetentionPolicy::default(),
+            Arc::new(FixedClock("2026-03-03T10:00:00Z".parse().unwrap())),
+        )
+    }
+
+    /// The mark a full read leaves names the log's last event in a way
+    /// `load` accepts, whatever page the last event fell on (reads go
+    /// 2,048 events at a time).
+    #[tokio::test]
+    async fn the_mark_of_a_read_is_accepted_for_any_page_length() {
+        for events in [1, 2, 2048, 2049, 2050] {
+            let dir = tempfile::tempdir().unwrap();
+            let registry = registry_with(events, dir.path()).await;
+            let (_, mark) = Catalog::read_after(&registry, None).await.unwrap();
+            let mark = mark.unwrap();
+            let head = registry.store().head_position().await.unwrap();
+            assert_eq!(Some(mark.at), head, "{events} events");
+            mark.save(&registry).unwrap();
+            let loaded = ScanMark::load(&registry).await;
+            assert_eq!(loaded.map(|m| m.at), head, "{events} events");
+            // Nothing is left to read after it.
+            let (_, after) = Catalog::read_after(&registry, head).await.unwrap();
+            assert!(after.is_none());
+        }
+    }
+
+    /// A mark naming the right position but another event (another log)
+    /// is not trusted.
+    #[tokio::test]
+    async fn a_mark_with_another_id_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = registry_with(3, dir.path()).await;
+        let (_, mark) = Catalog::read_after(&registry, None).await.unwrap();
+        let mut mark = mark.unwrap();
+        mark.id = uuid::Uuid::now_v7();
+        mark.save(&registry).unwrap();
+        assert!(ScanMark::load(&registry).await.is_none());
+    }
+
+    /// An overdue expiry bucket (what a vault folder copied file by file
+    /// mid-purge looks like) makes a start read the whole log.
+    #[tokio::test]
+    async fn an_overdue_bucket_makes_the_mark_untrusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = registry_with(3, dir.path()).await;
+        let (_, mark) = Catalog::read_after(&registry, None).await.unwrap();
+        mark.unwrap().save(&registry).unwrap();
+        assert!(ScanMark::load(&registry).await.is_some());
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 3).unwrap();
+        let owner = KeyOwner::Recording(RecordingId(uuid::Uuid::now_v7()));
+        // Due today: not overdue yet.
+        registry
+            .vault()
+            .create_key(owner, Bucket::Expiry(day))
+            .unwrap();
+        assert!(ScanMark::load(&registry).await.is_some());
+        let overdue = KeyOwner::Recording(RecordingId(uuid::Uuid::now_v7()));
+        registry
+            .vault()
+            .create_key(overdue, Bucket::Expiry(day.pred_opt().unwrap()))
+            .unwrap();
+        assert!(ScanMark::load(&registry).await.is_none());
+    }
 }

@@ -124,15 +124,21 @@ impl<'de> Deserialize<'de> for Durations {
                 self,
                 mut map: A,
             ) -> Result<Durations, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                let mut out: Vec<(u32, u64)> = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                let mut ascending = true;
                 while let Some((b, n)) = map.next_entry::<u32, u64>()? {
+                    ascending &= out.last().is_none_or(|(last, _)| *last < b);
                     out.push((b, n));
                 }
-                // Written in ascending order; anything else is put right.
-                if !out.is_sorted_by_key(|(b, _)| *b) {
+                // Written strictly ascending; anything else is read the way
+                // a BTreeMap reads it: sorted, the last value of a key wins.
+                if !ascending {
                     let mut d = Durations::default();
                     for (b, n) in out {
-                        d.add(b, n);
+                        match d.0.binary_search_by_key(&b, |(k, _)| *k) {
+                            Ok(i) => d.0[i].1 = n,
+                            Err(i) => d.0.insert(i, (b, n)),
+                        }
                     }
                     return Ok(d);
                 }
@@ -389,9 +395,19 @@ mod tests {
             let back: Durations = serde_json::from_str(&ours).unwrap();
             assert_eq!(back, durations(&pairs));
         }
-        // Out of order on disk (never written so, but read right anyway).
-        let back: Durations = serde_json::from_str(r#"{"9":1,"2":3,"9":2}"#).unwrap();
-        assert_eq!(back.iter().collect::<Vec<_>>(), [(2, 3), (9, 3)]);
+        // Out of order or repeated on disk (never written so): read as a
+        // BTreeMap reads it, the last value of a key winning.
+        for odd in [
+            r#"{"9":1,"2":3,"9":2}"#,
+            r#"{"2":1,"2":3}"#,
+            r#"{"5":1,"2":3}"#,
+        ] {
+            let ours: Durations = serde_json::from_str(odd).unwrap();
+            let reference: BTreeMap<u32, u64> = serde_json::from_str(odd).unwrap();
+            assert_eq!(ours.iter().collect::<BTreeMap<_, _>>(), reference, "{odd}");
+            assert!(ours.iter().map(|(b, _)| b).is_sorted(), "{odd}");
+            assert_eq!(ours.iter().count(), reference.len(), "{odd}");
+        }
     }
 
     #[test]
