@@ -25,6 +25,18 @@ const CHECKPOINT: &[u8] = b"\x00checkpoint";
 const META: &[u8] = b"\x00meta";
 /// sled's page cache per build; read models are small and numerous.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// ...except `calls`, which keeps a row and four index entries per call
+/// and is read by every search: at 1,000,000 calls (a 2.1 GB build) its
+/// rebuild took 93 s with 256 MiB and 69 s with 1 GiB (BENCHMARKS.md).
+const CALLS_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
+
+fn cache_bytes(model: &str) -> u64 {
+    if model == crate::models::calls::NAME {
+        CALLS_CACHE_BYTES
+    } else {
+        CACHE_BYTES
+    }
+}
 
 /// What a build says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -75,14 +87,10 @@ fn sled_err(context: &str) -> impl FnOnce(sled::Error) -> ProjectionError + '_ {
 /// still holds the file — is about to let go: wait for it, briefly. (Seen
 /// once as a failed reopen right after `shutdown` in a test; not
 /// reproduced in 30 further runs.)
-fn open_sled(dir: &Path) -> Result<sled::Db, ProjectionError> {
+fn open_sled(dir: &Path, cache: u64) -> Result<sled::Db, ProjectionError> {
     let mut tries = 0;
     loop {
-        match sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-        {
+        match sled::Config::new().path(dir).cache_capacity(cache).open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e))
                 if tries < 40 && e.to_string().contains("could not acquire lock") =>
@@ -110,7 +118,7 @@ impl ViewDb {
     fn open_inner(dir: &Path, meta: BuildMeta, strict: bool) -> Result<Self, ProjectionError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ProjectionError::Storage(format!("creating {}: {e}", dir.display())))?;
-        let db = open_sled(dir)?;
+        let db = open_sled(dir, cache_bytes(&meta.name))?;
         let meta = match db
             .get(META)
             .map_err(sled_err("reading a read model's meta"))?
