@@ -29,9 +29,10 @@ use callvault_domain::policy::{self, Action};
 pub const MAX_PAGE: usize = 100;
 
 /// The read model `name`, once it has folded in every command written
-/// through this service (read your own writes). The access audit waits for
-/// the whole log, access entries included; the other models need not wait
-/// for other readers' access entries.
+/// through this service (read your own writes). The models that show
+/// accesses — the access audit and the data-subject view (who listened and
+/// why) — wait for the whole log, access entries included; the others need
+/// not wait for other readers' access entries.
 pub(crate) async fn view(
     ctx: &async_graphql::Context<'_>,
     name: &str,
@@ -39,7 +40,7 @@ pub(crate) async fn view(
     let projections = ctx
         .data::<Projections>()
         .map_err(|_| AppError::Internal(anyhow::anyhow!("schema built without read models")))?;
-    if name == access_audit::NAME {
+    if name == access_audit::NAME || name == subjects::NAME {
         return projections.view(name).await.map_err(projection_error);
     }
     let (registry, _) = parts(ctx)?;
