@@ -182,6 +182,7 @@ async fn fold_only(
                     version: model.version(),
                     config: model.config(),
                 },
+                model.cache_bytes(),
             )?;
             for chunk in envelopes.chunks(env_u64("CALLVAULT_BENCH_FOLD_CHUNK", 500) as usize) {
                 let mut tx = view.tx();

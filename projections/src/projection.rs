@@ -69,6 +69,10 @@ pub trait Projection: Send + Sync + 'static {
     fn config(&self) -> String {
         String::new()
     }
+    /// sled's page cache for a build of this model, in bytes.
+    fn cache_bytes(&self) -> u64 {
+        crate::view::DEFAULT_CACHE_BYTES
+    }
     /// Folds one event in. Must be deterministic: the same events give the
     /// same keys and values, whether applied live or in a rebuild.
     fn apply(&self, tx: &mut Tx<'_>, envelope: &Envelope) -> Result<(), ProjectionError>;

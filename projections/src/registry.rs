@@ -32,6 +32,8 @@ const BATCH: usize = 10_000;
 /// about twice as fast as 10,000 (BENCHMARKS.md, "Read models"). Each
 /// batch carries its checkpoint, so every one is atomic on its own.
 const COMMIT_EVERY: usize = 500;
+/// How long [`Projections::shutdown`] waits for the runners.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// A build's stored checkpoint may lag this many positions behind when
 /// the events in between changed nothing in it.
 const CHECKPOINT_EVERY: u64 = 10_000;
@@ -200,7 +202,8 @@ impl Projections {
                     let view = tokio::task::spawn_blocking({
                         let path = dir.join(build);
                         let meta = wanted.clone();
-                        move || ViewDb::open_existing(&path, meta)
+                        let cache = projection.cache_bytes();
+                        move || ViewDb::open_existing(&path, meta, cache)
                     })
                     .await
                     .map_err(|e| ProjectionError::Task(e.to_string()))??;
@@ -209,7 +212,8 @@ impl Projections {
                 }
                 _ => {
                     let build = new_build_name(projection.as_ref());
-                    let view = ViewDb::open(&dir.join(&build), wanted.clone())?;
+                    let view =
+                        ViewDb::open(&dir.join(&build), wanted.clone(), projection.cache_bytes())?;
                     write_current(&dir, &build)?;
                     (view, true)
                 }
@@ -348,7 +352,8 @@ impl Projections {
         self.view_at(name, head, Duration::from_secs(5)).await
     }
 
-    /// Stops every runner and waits for them, so the builds are closed.
+    /// Stops every runner and waits for them (at most [`SHUTDOWN_WAIT`]),
+    /// so each build stores how far it got and is closed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let tasks: Vec<_> = self
@@ -356,8 +361,18 @@ impl Projections {
             .lock()
             .map(|mut t| std::mem::take(&mut *t))
             .unwrap_or_default();
-        for t in tasks {
-            let _ = t.await;
+        let all = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_WAIT, all).await.is_err() {
+            // Say, a store call that waits on an unreachable server: the
+            // next start folds the events since the stored checkpoints
+            // again, changing nothing.
+            tracing::warn!(
+                "a read model runner did not stop within {SHUTDOWN_WAIT:?}; not waiting for it"
+            );
         }
     }
 
@@ -427,6 +442,7 @@ impl Projections {
         let view = Arc::new(ViewDb::open(
             &slot.dir.join(&build),
             meta_of(slot.projection.as_ref()),
+            slot.projection.cache_bytes(),
         )?);
         if let Ok(mut r) = slot.rebuild.lock() {
             *r = Some(RebuildProgress {
@@ -532,22 +548,33 @@ impl Runner {
                 return Ok(()); // the store shut down
             };
             let mut batch = vec![first?];
+            let mut stopping = false;
             while batch.len() < BATCH {
                 match sub.try_next() {
                     Some(e) => batch.push(e?),
                     // Behind the head (catching up or rebuilding), the
                     // next page is on its way: wait for it rather than
-                    // folding a small batch.
+                    // folding a small batch — unless told to stop (the
+                    // page may never come from an unreachable server).
                     None if batch.last().is_some_and(|e| Some(e.position) < head) => {
-                        match sub.next().await {
-                            Some(e) => batch.push(e?),
-                            None => break,
+                        tokio::select! {
+                            next = sub.next() => match next {
+                                Some(e) => batch.push(e?),
+                                None => break,
+                            },
+                            _ = stop.changed() => {
+                                stopping = true;
+                                break;
+                            }
                         }
                     }
                     None => break,
                 }
             }
             self.apply_batch(&mut members, batch).await?;
+            if stopping {
+                return settle(&members);
+            }
         }
     }
 

@@ -23,20 +23,9 @@ use crate::projection::ProjectionError;
 
 const CHECKPOINT: &[u8] = b"\x00checkpoint";
 const META: &[u8] = b"\x00meta";
-/// sled's page cache per build; read models are small and numerous.
-const CACHE_BYTES: u64 = 256 * 1024 * 1024;
-/// ...except `calls`, which keeps a row and four index entries per call
-/// and is read by every search: at 1,000,000 calls (a 2.1 GB build) its
-/// rebuild took 93 s with 256 MiB and 69 s with 1 GiB (BENCHMARKS.md).
-const CALLS_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
-
-fn cache_bytes(model: &str) -> u64 {
-    if model == crate::models::calls::NAME {
-        CALLS_CACHE_BYTES
-    } else {
-        CACHE_BYTES
-    }
-}
+/// sled's page cache per build unless its model asks for more
+/// ([`crate::Projection::cache_bytes`]); read models are small and numerous.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// What a build says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -105,20 +94,25 @@ fn open_sled(dir: &Path, cache: u64) -> Result<sled::Db, ProjectionError> {
 
 impl ViewDb {
     /// Opens a build in `dir` as it was made (its stored meta), or creates
-    /// it with `meta` if it is new.
-    pub fn open_existing(dir: &Path, meta: BuildMeta) -> Result<Self, ProjectionError> {
-        Self::open_inner(dir, meta, false)
+    /// it with `meta` if it is new; `cache` is sled's page cache in bytes.
+    pub fn open_existing(dir: &Path, meta: BuildMeta, cache: u64) -> Result<Self, ProjectionError> {
+        Self::open_inner(dir, meta, cache, false)
     }
 
     /// Opens (or creates) a build in `dir`, which must be of `meta`.
-    pub fn open(dir: &Path, meta: BuildMeta) -> Result<Self, ProjectionError> {
-        Self::open_inner(dir, meta, true)
+    pub fn open(dir: &Path, meta: BuildMeta, cache: u64) -> Result<Self, ProjectionError> {
+        Self::open_inner(dir, meta, cache, true)
     }
 
-    fn open_inner(dir: &Path, meta: BuildMeta, strict: bool) -> Result<Self, ProjectionError> {
+    fn open_inner(
+        dir: &Path,
+        meta: BuildMeta,
+        cache: u64,
+        strict: bool,
+    ) -> Result<Self, ProjectionError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ProjectionError::Storage(format!("creating {}: {e}", dir.display())))?;
-        let db = open_sled(dir, cache_bytes(&meta.name))?;
+        let db = open_sled(dir, cache)?;
         let meta = match db
             .get(META)
             .map_err(sled_err("reading a read model's meta"))?

@@ -84,6 +84,7 @@ fn fold(projection: &dyn Projection, events: &[Event]) -> (tempfile::TempDir, Vi
             version: projection.version(),
             config: projection.config(),
         },
+        projection.cache_bytes(),
     )
     .unwrap();
     // Two batches, to cover reads of a previous batch's writes as well as

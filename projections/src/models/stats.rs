@@ -50,12 +50,21 @@ pub struct DayStats {
 pub struct Durations(Vec<(u32, u64)>);
 
 impl Durations {
+    /// Bucket `b`'s count, the bucket inserted at 0 if it was not there.
+    fn slot(&mut self, b: u32) -> &mut u64 {
+        let i = match self.0.binary_search_by_key(&b, |(k, _)| *k) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.insert(i, (b, 0));
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+
     /// Adds `n` calls to bucket `b`.
     pub fn add(&mut self, b: u32, n: u64) {
-        match self.0.binary_search_by_key(&b, |(k, _)| *k) {
-            Ok(i) => self.0[i].1 += n,
-            Err(i) => self.0.insert(i, (b, n)),
-        }
+        *self.slot(b) += n;
     }
 
     /// Takes one call out of bucket `b` (the bucket stays, possibly at 0).
@@ -135,10 +144,7 @@ impl<'de> Deserialize<'de> for Durations {
                 if !ascending {
                     let mut d = Durations::default();
                     for (b, n) in out {
-                        match d.0.binary_search_by_key(&b, |(k, _)| *k) {
-                            Ok(i) => d.0[i].1 = n,
-                            Err(i) => d.0.insert(i, (b, n)),
-                        }
+                        *d.slot(b) = n;
                     }
                     return Ok(d);
                 }

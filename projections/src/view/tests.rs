@@ -32,6 +32,7 @@ fn open() -> (tempfile::TempDir, ViewDb) {
             version: 1,
             config: String::new(),
         },
+        crate::view::DEFAULT_CACHE_BYTES,
     )
     .unwrap();
     (dir, view)
@@ -181,6 +182,7 @@ fn reopening_waits_briefly_for_the_previous_holder_to_let_go() {
             version: 1,
             config: String::new(),
         },
+        crate::view::DEFAULT_CACHE_BYTES,
     )
     .unwrap();
     releaser.join().unwrap();
