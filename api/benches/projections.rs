@@ -174,6 +174,7 @@ async fn fold_only(
         if !only.is_empty() && !only.split(',').any(|m| m == model.name()) {
             continue;
         }
+        let mut kept = 0;
         let took = best(&mut || {
             let view = ViewDb::open(
                 &dir,
@@ -193,13 +194,15 @@ async fn fold_only(
                     tx.commit(last.position)?;
                 }
             }
+            kept = view.len();
             Ok(())
         })?;
         total += took;
         println!(
-            "  {:<14} {:>10.0} events/s  {took:.2?}",
+            "  {:<14} {:>10.0} events/s  {took:.2?}  ({:.2} sled keys kept per event)",
             model.name(),
-            envelopes.len() as f64 / took.as_secs_f64()
+            envelopes.len() as f64 / took.as_secs_f64(),
+            kept as f64 / envelopes.len() as f64
         );
     }
     println!(
@@ -250,6 +253,15 @@ async fn main() -> anyhow::Result<()> {
     let registry = registry(&data).await?;
     let store = registry.store().clone();
     let head = store.head_position().await?.map_or(0, |p| p.commit);
+    // `CALLVAULT_BENCH_FOLD=N` with `CALLVAULT_BENCH_FOLD_ONLY=1`: only
+    // the fold-only figures (they carry their own raw reference).
+    if std::env::var("CALLVAULT_BENCH_FOLD_ONLY").as_deref() == Ok("1")
+        && let Some(n) = std::env::var("CALLVAULT_BENCH_FOLD")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    {
+        return fold_only(&store, registry.journal(), &data, n).await;
+    }
     let (n, raw) = raw_reference(&store, &data.join("raw-reference")).await?;
     let _ = std::fs::remove_dir_all(data.join("raw-reference"));
     let raw_rate = n as f64 / raw.as_secs_f64();

@@ -277,6 +277,122 @@ fn call_pages_are_stable_and_never_repeat() {
     );
 }
 
+/// Every page of `filter`, `size` rows at a time, as call ids.
+fn all_pages(view: &ViewDb, filter: &calls::CallFilter, size: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = calls::search(view, filter, after.as_deref(), size).unwrap();
+        seen.extend(ids(&page));
+        assert!(seen.len() <= 1000, "pages repeat: {seen:?}");
+        match page.next_cursor {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    seen
+}
+
+/// A call in the search test: start, number, agent, service and caller
+/// (indexes into the test's lists).
+type Expected = (DateTime<Utc>, u128, usize, usize, usize);
+
+#[test]
+fn searches_page_through_a_long_log_in_order_and_follow_rectified_start_times() {
+    // 120 calls over five days, two at each instant (ties order by id),
+    // paged at several sizes under every index.
+    let agents = ["anna", "bob", "cecilia"];
+    let services = ["0295 50 2000", "0295 50 3000"];
+    let callers = [
+        "040 111 1111",
+        "050 222 2222",
+        "044 333 3333",
+        "045 444 4444",
+    ];
+    let base = t(1, 0, 0);
+    let mut log = Vec::new();
+    let mut expected: Vec<Expected> = Vec::new();
+    for n in 1..=120u128 {
+        let at = base + chrono::Duration::minutes(55 * (n as i64 / 2) * 2 / 2);
+        let (a, s, c) = (n as usize % 3, n as usize % 2, n as usize % 4);
+        log.push(started(n, callers[c], services[s], agents[a], at));
+        expected.push((at, n, a, s, c));
+    }
+    // Two calls' start times are corrected: one moves days back (to
+    // another bucket), one a minute forward; one call's service number.
+    let moved = [(7u128, t(1, 0, 1)), (90, t(4, 3, 33))];
+    for (n, to) in moved {
+        log.push(
+            CallRectified {
+                call_id: id(n),
+                correction: Correction::StartedAt(to),
+                reason: Personal::new("wrong clock".into()),
+                rectified_at: t(6, 0, 0),
+            }
+            .into(),
+        );
+        expected.iter_mut().find(|e| e.1 == n).unwrap().0 = to;
+    }
+    log.push(
+        CallRectified {
+            call_id: id(11),
+            correction: Correction::ServiceNumber(phone(services[0])),
+            reason: Personal::new("misrouted".into()),
+            rectified_at: t(6, 0, 0),
+        }
+        .into(),
+    );
+    expected.iter_mut().find(|e| e.1 == 11).unwrap().3 = 0;
+    let (_d, view) = fold(&calls::Calls, &log);
+    // Newest first; equal start times by id, descending.
+    expected.sort_by_key(|e| std::cmp::Reverse((e.0, id(e.1).to_string())));
+    let want = |keep: &dyn Fn(&Expected) -> bool| {
+        expected
+            .iter()
+            .filter(|e| keep(e))
+            .map(|e| id(e.1).to_string())
+            .collect::<Vec<_>>()
+    };
+    let (from, to) = (t(2, 7, 0), t(4, 3, 33));
+    let in_range = |e: &Expected| e.0 >= from && e.0 <= to;
+    for size in [1, 7, 50] {
+        assert_eq!(
+            all_pages(&view, &calls::CallFilter::default(), size),
+            want(&|_| true)
+        );
+        let by_agent = calls::CallFilter {
+            agent: Some(staff("bob")),
+            ..Default::default()
+        };
+        assert_eq!(all_pages(&view, &by_agent, size), want(&|e| e.2 == 1));
+        let by_service = calls::CallFilter {
+            service_number: Some(phone(services[0])),
+            started_from: Some(from),
+            started_to: Some(to),
+            ..Default::default()
+        };
+        assert_eq!(
+            all_pages(&view, &by_service, size),
+            want(&|e| e.3 == 0 && in_range(e))
+        );
+        let by_caller = calls::CallFilter {
+            caller: Some(phone("+358 50 222 2222")),
+            started_to: Some(to),
+            ..Default::default()
+        };
+        assert_eq!(
+            all_pages(&view, &by_caller, size),
+            want(&|e| e.4 == 1 && e.0 <= to)
+        );
+        let in_time = calls::CallFilter {
+            started_from: Some(from),
+            started_to: Some(to),
+            ..Default::default()
+        };
+        assert_eq!(all_pages(&view, &in_time, size), want(&in_range));
+    }
+}
+
 fn access(
     actor: &str,
     call: u128,
@@ -408,6 +524,99 @@ fn the_retention_queue_lists_recordings_by_expiry_with_what_keeps_them() {
     assert_eq!(queue[0].holds[0].case_reference, "KELA/1");
     let kept = retention::kept(&view, 10).unwrap();
     assert_eq!(kept.len(), 2, "the held call and the restricted one");
+}
+
+#[test]
+fn the_retention_queue_reads_expiries_across_many_buckets_exactly_in_its_window() {
+    let policy = RetentionPolicy::default();
+    let model = retention::Retention { policy };
+    // 60 calls ending every 7 minutes (the queue's buckets are ~18
+    // minutes), each with a recording — call 5 with two, call 9's stored
+    // before the call ended.
+    let mut log = Vec::new();
+    let mut ends = std::collections::BTreeMap::new();
+    for n in 1..=60u128 {
+        let start = t(2, 8, 0) + chrono::Duration::minutes(7 * n as i64);
+        let end = start + chrono::Duration::minutes(3);
+        log.push(started(n, "040 111 1111", "0295 50 2000", "anna", start));
+        if n == 9 {
+            log.push(stored(n, n, end));
+            log.push(ended(n, end));
+        } else {
+            log.push(ended(n, end));
+            log.push(stored(n, n, end));
+        }
+        ends.insert(n, end);
+    }
+    log.push(stored(5, 500, t(6, 0, 0)));
+    // Call 20's end is corrected a day later; recording 30 is purged;
+    // call 40 never ends (no expiry yet).
+    log.push(
+        CallRectified {
+            call_id: id(20),
+            correction: Correction::EndedAt(t(3, 12, 0)),
+            reason: Personal::new("clock".into()),
+            rectified_at: t(6, 0, 0),
+        }
+        .into(),
+    );
+    ends.insert(20, t(3, 12, 0));
+    log.push(
+        RecordingPurged {
+            call_id: id(30),
+            recording_id: rec(30),
+            reason: PurgeReason::RetentionExpired,
+            policy_version: 1,
+            key_bucket: "b".into(),
+            purged_at: t(6, 0, 0),
+        }
+        .into(),
+    );
+    log.retain(|e| !matches!(e, Event::CallEnded(c) if c.call_id == id(40)));
+    let (_d, view) = fold(&model, &log);
+    // Expected: every unpurged recording of an ended call, by expiry then
+    // recording id.
+    let mut want: Vec<(DateTime<Utc>, String)> = Vec::new();
+    for (n, end) in &ends {
+        if *n == 30 || *n == 40 {
+            continue;
+        }
+        want.push((policy.recording_expires_at(*end), rec(*n).to_string()));
+        if *n == 5 {
+            want.push((policy.recording_expires_at(*end), rec(500).to_string()));
+        }
+    }
+    want.sort();
+    let window = |from: DateTime<Utc>, to: DateTime<Utc>, limit: usize| {
+        retention::queue(&view, from, to, limit)
+            .unwrap()
+            .into_iter()
+            .map(|q| (q.expires_at, q.recording_id))
+            .collect::<Vec<_>>()
+    };
+    let (first, last) = (want[0].0, want[want.len() - 1].0);
+    assert_eq!(
+        window(first, last + chrono::Duration::seconds(1), 1000),
+        want
+    );
+    // From is inclusive, to exclusive, to the microsecond.
+    let (a, b) = (want[10].0, want[30].0);
+    assert_eq!(
+        window(a, b, 1000),
+        want.iter()
+            .filter(|w| w.0 >= a && w.0 < b)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(window(a, b, 4), want[10..14].to_vec());
+    assert!(
+        window(
+            last + chrono::Duration::seconds(1),
+            last + chrono::Duration::days(1),
+            10
+        )
+        .is_empty()
+    );
 }
 
 #[test]

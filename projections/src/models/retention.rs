@@ -8,13 +8,18 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    projection::{Envelope, Projection, ProjectionError, key, time_key},
+    projection::{Envelope, Projection, ProjectionError, key, time_bucket_key, time_key},
     view::{Row, Tx, ViewDb},
 };
 
 pub const NAME: &str = "retention";
 /// v1: first version.
-pub const VERSION: u32 = 1;
+/// v2: recordings live in their call's row, and the expiry index is
+/// packed into time buckets (about 1 sled key per call instead of 2.6).
+pub const VERSION: u32 = 2;
+
+/// Expiry index buckets span 2^30 µs (about 18 minutes) of expiry time.
+const EXPIRY_SHIFT: u32 = 30;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveHold {
@@ -26,16 +31,17 @@ pub struct ActiveHold {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct CallKeep {
     ended_at: Option<DateTime<Utc>>,
+    /// When its recordings expire under the model's policy (from
+    /// `ended_at`).
+    expires_at: Option<DateTime<Utc>>,
     holds: Vec<ActiveHold>,
     restricted: bool,
-    recordings: Vec<String>,
+    recordings: Vec<RecordingKeep>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct RecordingKeep {
-    call: String,
-    stored_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
+    id: String,
     purged_at: Option<DateTime<Utc>>,
 }
 
@@ -64,12 +70,10 @@ fn call_key(id: &str) -> Vec<u8> {
     key(&[b"k", id.as_bytes()])
 }
 
-fn rec_key(id: &str) -> Vec<u8> {
-    key(&[b"r", id.as_bytes()])
-}
-
-fn expiry_key(t: DateTime<Utc>, rec: &str) -> Vec<u8> {
-    key(&[b"x", &time_key(t), rec.as_bytes()])
+/// The packed expiry index: members are `expiry time ++ recording id ++
+/// 0x00 ++ call id`.
+fn expiry_base() -> Vec<u8> {
+    key(&[b"X", b""])
 }
 
 /// The id at the end of a row key (`<prefix>\0<id>`).
@@ -86,31 +90,22 @@ impl Row for CallKeep {
             Vec::new()
         }
     }
-}
 
-impl Row for RecordingKeep {
-    /// Recordings waiting to expire are listed under `x` by expiry time.
-    fn index_keys(&self, key: &[u8]) -> Vec<Vec<u8>> {
-        match (self.expires_at, self.purged_at) {
-            (Some(t), None) => vec![expiry_key(t, &String::from_utf8_lossy(id_of(key)))],
-            _ => Vec::new(),
-        }
-    }
-}
-
-impl Retention {
-    fn set_expiry(
-        &self,
-        tx: &mut Tx<'_>,
-        recordings: &[String],
-        ended_at: Option<DateTime<Utc>>,
-    ) -> Result<(), ProjectionError> {
-        for rec_id in recordings {
-            if let Some(rec) = tx.row_mut::<RecordingKeep>(&rec_key(rec_id))? {
-                rec.expires_at = ended_at.map(|t| self.policy.recording_expires_at(t));
-            }
-        }
-        Ok(())
+    /// Recordings waiting to expire, by expiry time.
+    fn packed_entries(&self, key: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let Some(expires) = self.expires_at else {
+            return Vec::new();
+        };
+        let t = time_key(expires);
+        let bucket = time_bucket_key(&expiry_base(), EXPIRY_SHIFT, &t);
+        self.recordings
+            .iter()
+            .filter(|r| r.purged_at.is_none())
+            .map(|r| {
+                let member = [&t[..], r.id.as_bytes(), b"\x00", id_of(key)].concat();
+                (bucket.clone(), member)
+            })
+            .collect()
     }
 }
 
@@ -163,35 +158,27 @@ impl Projection for Retention {
         match &env.event {
             Event::CallEnded(e) => {
                 keep.ended_at = Some(e.ended_at);
-                let (recordings, ended) = (keep.recordings.clone(), keep.ended_at);
-                self.set_expiry(tx, &recordings, ended)?;
+                keep.expires_at = Some(self.policy.recording_expires_at(e.ended_at));
             }
             Event::CallRectified(e) => {
                 if let callvault_domain::call::Correction::EndedAt(t) = e.correction {
                     keep.ended_at = Some(t);
-                    let (recordings, ended) = (keep.recordings.clone(), keep.ended_at);
-                    self.set_expiry(tx, &recordings, ended)?;
+                    keep.expires_at = Some(self.policy.recording_expires_at(t));
                 }
             }
             Event::RecordingStored(e) => {
-                let rid = e.recording_id.to_string();
-                keep.recordings.push(rid.clone());
-                let expires_at = keep.ended_at.map(|t| self.policy.recording_expires_at(t));
-                tx.insert_row(
-                    rec_key(&rid),
-                    RecordingKeep {
-                        call,
-                        stored_at: e.stored_at,
-                        expires_at,
+                let id = e.recording_id.to_string();
+                if !keep.recordings.iter().any(|r| r.id == id) {
+                    keep.recordings.push(RecordingKeep {
+                        id,
                         purged_at: None,
-                    },
-                )?;
+                    });
+                }
             }
             Event::RecordingPurged(e) => {
-                if let Some(rec) =
-                    tx.row_mut::<RecordingKeep>(&rec_key(&e.recording_id.to_string()))?
-                {
-                    rec.purged_at = Some(e.purged_at);
+                let id = e.recording_id.to_string();
+                if let Some(r) = keep.recordings.iter_mut().find(|r| r.id == id) {
+                    r.purged_at = Some(e.purged_at);
                 }
             }
             Event::HoldPlaced(e) => keep.holds.push(ActiveHold {
@@ -218,28 +205,28 @@ pub fn queue(
     to: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<QueueItem>, ProjectionError> {
-    let base = key(&[b"x", b""]);
-    let start = [&base[..], &time_key(from)].concat();
+    let base = expiry_base();
+    let (from, to) = (time_key(from), time_key(to));
+    let first = time_bucket_key(&base, EXPIRY_SHIFT, &from);
     let mut out = Vec::new();
-    for entry in view.scan(&base, Some(&start), false) {
-        let (k, _) = entry?;
-        let rest = &k[base.len()..];
-        if rest.len() < 9 || rest[..8] >= time_key(to)[..] {
+    for member in view.scan_members(&base, Some(&first), Some(from.to_vec()), false) {
+        let member = member?;
+        if member.len() < 8 || member[..8] >= to[..] {
             break;
         }
-        let rid = String::from_utf8_lossy(&rest[9..]).into_owned();
-        let Some(rec) = view.get_json::<RecordingKeep>(&rec_key(&rid))? else {
+        let rest = String::from_utf8_lossy(&member[8..]).into_owned();
+        let Some((recording_id, call_id)) = rest.split_once('\0') else {
             continue;
         };
-        let keep = view
-            .get_json::<CallKeep>(&call_key(&rec.call))?
-            .unwrap_or_default();
-        let Some(expires_at) = rec.expires_at else {
+        let Some(keep) = view.get_json::<CallKeep>(&call_key(call_id))? else {
+            continue;
+        };
+        let Some(expires_at) = keep.expires_at else {
             continue;
         };
         out.push(QueueItem {
-            recording_id: rid,
-            call_id: rec.call,
+            recording_id: recording_id.to_owned(),
+            call_id: call_id.to_owned(),
             expires_at,
             holds: keep.holds,
             restricted: keep.restricted,

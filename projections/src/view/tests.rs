@@ -188,3 +188,63 @@ fn reopening_waits_briefly_for_the_previous_holder_to_let_go() {
     releaser.join().unwrap();
     assert_eq!(again.meta().name, "test");
 }
+
+/// A row listed as a member of bucket `b<group>` while it has a group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Grouped {
+    group: Option<String>,
+}
+
+impl Row for Grouped {
+    fn packed_entries(&self, key: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.group
+            .iter()
+            .map(|g| ([b"b", g.as_bytes()].concat(), key.to_vec()))
+            .collect()
+    }
+}
+
+fn members(view: &ViewDb, bucket: &[u8]) -> Vec<Vec<u8>> {
+    view.get(bucket)
+        .unwrap()
+        .map(|v| super::decode_members(&v).unwrap())
+        .unwrap_or_default()
+}
+
+#[test]
+fn packed_members_are_kept_sorted_move_between_buckets_and_empty_buckets_go() {
+    let (_d, view) = open();
+    let mut tx = view.tx();
+    for (key, group) in [("r3", "x"), ("r1", "x"), ("r2", "y")] {
+        tx.insert_row(
+            key.as_bytes().to_vec(),
+            Grouped {
+                group: Some(group.into()),
+            },
+        )
+        .unwrap();
+    }
+    tx.commit(Position::sequence(1)).unwrap();
+    assert_eq!(members(&view, b"bx"), vec![b"r1".to_vec(), b"r3".to_vec()]);
+    assert_eq!(members(&view, b"by"), vec![b"r2".to_vec()]);
+
+    // A later transaction moves r2 to x and takes r3 out of any bucket.
+    let mut tx = view.tx();
+    tx.row_mut::<Grouped>(b"r2").unwrap().unwrap().group = Some("x".into());
+    tx.row_mut::<Grouped>(b"r3").unwrap().unwrap().group = None;
+    tx.commit(Position::sequence(2)).unwrap();
+    assert_eq!(members(&view, b"bx"), vec![b"r1".to_vec(), b"r2".to_vec()]);
+    assert_eq!(view.get(b"by").unwrap(), None, "an empty bucket is deleted");
+    let scanned: Vec<_> = view
+        .scan_members(b"b", None, None, true)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(scanned, vec![b"r2".to_vec(), b"r1".to_vec()]);
+}
+
+#[test]
+fn a_cut_short_bucket_is_an_error_not_a_panic() {
+    assert!(super::decode_members(&[0, 5, b'a', b'b']).is_err());
+    assert!(super::decode_members(&[0]).is_err());
+    assert_eq!(super::decode_members(&[]).unwrap(), Vec::<Vec<u8>>::new());
+}
