@@ -411,20 +411,26 @@ async fn main() -> anyhow::Result<()> {
             anyhow::Ok(body)
         }
     };
-    // Wait until the models have caught up.
+    // Wait until the models have caught up, and any rebuild the start
+    // began (a model whose code version is newer than its build) has
+    // taken over: queries measured beside a rebuild share the cores
+    // with it.
     loop {
         let s: Value = reqwest::Client::new()
             .post(&url)
             .bearer_auth(&admin)
-            .json(&json!({"query": "{ projections { lag } }"}))
+            .json(&json!({"query": "{ projections { lag stale rebuild { finished } } }"}))
             .send()
             .await?
             .json()
             .await?;
-        if s["data"]["projections"]
-            .as_array()
-            .is_some_and(|a| a.iter().all(|p| p["lag"] == 0))
-        {
+        if s["data"]["projections"].as_array().is_some_and(|a| {
+            a.iter().all(|p| {
+                p["lag"] == 0
+                    && p["stale"] == false
+                    && (p["rebuild"].is_null() || p["rebuild"]["finished"] == true)
+            })
+        }) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
