@@ -14,7 +14,9 @@ use crate::{
 
 pub const NAME: &str = "access_audit";
 /// v1: first version.
-pub const VERSION: u32 = 1;
+/// v2: a row lives at its time-index key instead of a key of its own (one
+/// sled key less per access or search).
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AccessKind {
@@ -49,8 +51,18 @@ pub struct AccessRow {
 
 pub struct AccessAudit;
 
-fn row_key(position: u64) -> Vec<u8> {
-    key(&[b"e", &position.to_be_bytes()])
+/// A row's key, which is also its entry in the time index: `t`, the time
+/// (a [`time_key`]) and the log position. Every other index entry ends
+/// with the same time and position, so it leads here.
+fn row_key(t: &[u8], position: &[u8]) -> Vec<u8> {
+    key(&[b"t", t, position])
+}
+
+/// The time and position at the end of an index entry
+/// (`…\0<time 8>\0<position 8>`).
+fn time_and_position(entry: &[u8]) -> Option<(&[u8], &[u8])> {
+    let n = entry.len();
+    (n >= 17 && entry[n - 9] == 0).then(|| (&entry[n - 17..n - 9], &entry[n - 8..]))
 }
 
 impl Projection for AccessAudit {
@@ -140,18 +152,18 @@ impl Projection for AccessAudit {
                 // go with the contact's other personal data.
                 let contact = e.contact;
                 let prefix = key(&[b"c", contact_id(&contact).as_bytes(), b""]);
-                let mut positions = Vec::new();
+                let mut rows = Vec::new();
                 for entry in tx_scan_keys(tx, &prefix)? {
-                    if let Some(p) = entry.get(entry.len() - 8..) {
-                        positions.push(u64::from_be_bytes(p.try_into().unwrap_or_default()));
+                    if let Some((t, p)) = time_and_position(&entry) {
+                        rows.push(row_key(t, p));
                     }
                 }
-                for p in positions {
-                    if let Some(mut row) = tx.get_json::<AccessRow>(&row_key(p))?
+                for k in rows {
+                    if let Some(mut row) = tx.get_json::<AccessRow>(&k)?
                         && row.reason.is_some()
                     {
                         row.reason = None;
-                        tx.put_json(row_key(p), &row);
+                        tx.put_json(k, &row);
                     }
                 }
                 return Ok(());
@@ -160,7 +172,6 @@ impl Projection for AccessAudit {
         };
         let t = time_key(row.at);
         let p = position.to_be_bytes();
-        tx.put(key(&[b"t", &t, &p]), Vec::new());
         tx.put(key(&[b"a", row.actor.as_bytes(), &t, &p]), Vec::new());
         if let Some(c) = &row.contact {
             tx.put(key(&[b"c", contact_id(c).as_bytes(), &t, &p]), Vec::new());
@@ -174,7 +185,7 @@ impl Projection for AccessAudit {
         if !row.allowed {
             tx.put(key(&[b"d", &t, &p]), Vec::new());
         }
-        tx.put_json(row_key(position), &row);
+        tx.put_json(row_key(&t, &p), &row);
         Ok(())
     }
 }
@@ -252,7 +263,7 @@ pub fn query(
     let mut items = Vec::new();
     let mut scanned = 0usize;
     for entry in view.scan(&base, start.as_deref(), true) {
-        let (k, _) = entry?;
+        let (k, v) = entry?;
         let rest = &k[base.len()..];
         if rest.len() != 17 {
             continue;
@@ -267,7 +278,17 @@ pub fn query(
             continue;
         }
         scanned += 1;
-        let Some(row) = view.get_json::<AccessRow>(&row_key(p))? else {
+        // Scanning the time index reads the rows themselves; any other
+        // index leads to the row by its time and position.
+        let row = if v.is_empty() {
+            view.get_json::<AccessRow>(&row_key(&rest[..8], &rest[9..17]))?
+        } else {
+            Some(
+                serde_json::from_slice::<AccessRow>(&v)
+                    .map_err(|e| ProjectionError::Storage(format!("an access audit row: {e}")))?,
+            )
+        };
+        let Some(row) = row else {
             continue;
         };
         let keep = filter.actor.as_ref().is_none_or(|a| row.actor == *a)
