@@ -145,18 +145,21 @@ async fn fold_only(
     }
     println!("fold only: events by type {kinds:?}");
     let dir = data.join("fold-bench");
-    let best = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<Duration> {
+    // Best time of three, and the build's size on disk once closed.
+    let best = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<(Duration, u64)> {
         let mut best = Duration::MAX;
+        let mut size = 0;
         for _ in 0..3 {
             let _ = std::fs::remove_dir_all(&dir);
             let t = Instant::now();
             f()?;
             best = best.min(t.elapsed());
+            size = dir_size(&dir);
         }
         let _ = std::fs::remove_dir_all(&dir);
-        Ok(best)
+        Ok((best, size))
     };
-    let raw = best(&mut || {
+    let (raw, _) = best(&mut || {
         let db = sled::Config::new().path(&dir).open()?;
         for chunk in recorded.chunks(10_000) {
             db.apply_batch(raw_batch(chunk))?;
@@ -175,7 +178,7 @@ async fn fold_only(
             continue;
         }
         let mut kept = 0;
-        let took = best(&mut || {
+        let (took, size) = best(&mut || {
             let view = ViewDb::open(
                 &dir,
                 BuildMeta {
@@ -199,10 +202,11 @@ async fn fold_only(
         })?;
         total += took;
         println!(
-            "  {:<14} {:>10.0} events/s  {took:.2?}  ({:.2} sled keys kept per event)",
+            "  {:<14} {:>10.0} events/s  {took:.2?}  ({:.2} sled keys kept per event, {:.0} MB on disk)",
             model.name(),
             envelopes.len() as f64 / took.as_secs_f64(),
-            kept as f64 / envelopes.len() as f64
+            kept as f64 / envelopes.len() as f64,
+            size as f64 / 1e6
         );
     }
     println!(
@@ -211,6 +215,20 @@ async fn fold_only(
         raw.as_secs_f64() / total.as_secs_f64()
     );
     Ok(())
+}
+
+/// Bytes of the files under `dir`.
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {

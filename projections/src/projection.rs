@@ -84,14 +84,6 @@ pub fn time_key(t: DateTime<Utc>) -> [u8; 8] {
     ((t.timestamp_micros() as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-/// The key of the packed-index bucket under `base` that holds entries of
-/// time `t` (a [`time_key`]): buckets span 2^`shift` microseconds, and
-/// sort like the times they hold.
-pub fn time_bucket_key(base: &[u8], shift: u32, t: &[u8; 8]) -> Vec<u8> {
-    let bucket = u64::from_be_bytes(*t) & !((1u64 << shift) - 1);
-    [base, &bucket.to_be_bytes()].concat()
-}
-
 /// Builds a key from parts separated by 0x00 (parts never contain it:
 /// ids, E.164 numbers and staff ids are ASCII without NUL).
 pub fn key(parts: &[&[u8]]) -> Vec<u8> {

@@ -225,39 +225,6 @@ impl ViewDb {
         })
     }
 
-    /// The members of the packed buckets under `base` (see
-    /// [`Row::packed_entries`]) in order, or in reverse: from the bucket
-    /// `from_bucket` on (at or before it, in reverse), and only members
-    /// at or after `from_member` (at or before it, in reverse).
-    pub fn scan_members<'a>(
-        &'a self,
-        base: &[u8],
-        from_bucket: Option<&[u8]>,
-        from_member: Option<Vec<u8>>,
-        reverse: bool,
-    ) -> impl Iterator<Item = Result<Vec<u8>, ProjectionError>> + use<'a> {
-        self.scan(base, from_bucket, reverse).flat_map(
-            move |bucket| -> Vec<Result<Vec<u8>, ProjectionError>> {
-                let mut members = match bucket.and_then(|(_, v)| decode_members(&v)) {
-                    Ok(members) => members,
-                    Err(e) => return vec![Err(e)],
-                };
-                if reverse {
-                    members.reverse();
-                }
-                members
-                    .into_iter()
-                    .filter(|m| {
-                        from_member
-                            .as_ref()
-                            .is_none_or(|f| if reverse { m <= f } else { m >= f })
-                    })
-                    .map(Ok)
-                    .collect()
-            },
-        )
-    }
-
     /// Starts a transaction.
     pub fn tx(&self) -> Tx<'_> {
         Tx {
@@ -323,47 +290,6 @@ pub trait Row: Serialize + DeserializeOwned + Send + 'static {
         let _ = key;
         Vec::new()
     }
-
-    /// Index entries stored many to a sled key: `(bucket key, member)`.
-    /// A bucket's members live together in one value, sorted (see
-    /// [`decode_members`]), so a batch of events rewrites a bucket once
-    /// instead of inserting a key per entry — sled's cost is per key.
-    /// Diffed at commit like [`Row::index_keys`].
-    fn packed_entries(&self, key: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let _ = key;
-        Vec::new()
-    }
-}
-
-/// A packed bucket's members, ascending (each stored as a 2-byte
-/// big-endian length and its bytes).
-pub fn decode_members(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ProjectionError> {
-    let mut out = Vec::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let (len, tail) = rest
-            .split_first_chunk::<2>()
-            .ok_or_else(|| ProjectionError::Storage("a packed index bucket is cut short".into()))?;
-        let len = usize::from(u16::from_be_bytes(*len));
-        let member = tail
-            .get(..len)
-            .ok_or_else(|| ProjectionError::Storage("a packed index bucket is cut short".into()))?;
-        out.push(member.to_vec());
-        rest = &tail[len..];
-    }
-    Ok(out)
-}
-
-fn encode_members(members: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(members.iter().map(|m| m.len() + 2).sum());
-    for m in members {
-        // Members are short (a time and an id); longer ones are cut to
-        // what the length field holds rather than corrupting the bucket.
-        let len = m.len().min(usize::from(u16::MAX));
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-        out.extend_from_slice(&m[..len]);
-    }
-    out
 }
 
 /// A decoded row behind a type-erased box (a transaction holds rows of
@@ -372,7 +298,6 @@ trait ErasedRow: Send {
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn encode(&self) -> Vec<u8>;
     fn index_keys(&self, key: &[u8]) -> Vec<Vec<u8>>;
-    fn packed_entries(&self, key: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)>;
 }
 
 impl<T: Row> ErasedRow for T {
@@ -388,27 +313,18 @@ impl<T: Row> ErasedRow for T {
     fn index_keys(&self, key: &[u8]) -> Vec<Vec<u8>> {
         Row::index_keys(self, key)
     }
-
-    fn packed_entries(&self, key: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        Row::packed_entries(self, key)
-    }
 }
 
 struct CachedRow {
     row: Box<dyn ErasedRow>,
     /// The index entries of the row as stored (empty for a new row).
     stored_index: Vec<Vec<u8>>,
-    /// Its packed index entries as stored.
-    stored_packed: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 fn decode_row<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProjectionError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ProjectionError::Storage(format!("a read model row: {e}")))
 }
-
-/// A packed bucket's members to take out and to put in at commit.
-type BucketChange = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 
 /// Changes to one build, committed atomically with a checkpoint.
 ///
@@ -463,14 +379,12 @@ impl Tx<'_> {
             };
             let row: T = decode_row(&bytes)?;
             let stored_index = row.index_keys(key);
-            let stored_packed = row.packed_entries(key);
             self.writes.remove(key);
             self.rows.insert(
                 key.to_vec(),
                 CachedRow {
                     row: Box::new(row),
                     stored_index,
-                    stored_packed,
                 },
             );
         }
@@ -509,14 +423,11 @@ impl Tx<'_> {
     /// looked for and replaced (index entries included); looking in
     /// storage for every new row would cost a read per insert.
     pub fn insert_row<T: Row>(&mut self, key: Vec<u8>, row: T) -> Result<(), ProjectionError> {
-        let (stored_index, stored_packed) = match self.rows.remove(&key) {
-            Some(cached) => (cached.stored_index, cached.stored_packed),
+        let stored_index = match self.rows.remove(&key) {
+            Some(cached) => cached.stored_index,
             None => match self.writes.remove(&key) {
-                Some(Some(bytes)) => {
-                    let old = decode_row::<T>(&bytes)?;
-                    (old.index_keys(&key), old.packed_entries(&key))
-                }
-                _ => (Vec::new(), Vec::new()),
+                Some(Some(bytes)) => decode_row::<T>(&bytes)?.index_keys(&key),
+                _ => Vec::new(),
             },
         };
         self.rows.insert(
@@ -524,7 +435,6 @@ impl Tx<'_> {
             CachedRow {
                 row: Box::new(row),
                 stored_index,
-                stored_packed,
             },
         );
         Ok(())
@@ -556,22 +466,7 @@ impl Tx<'_> {
 
     /// Writes everything and the new checkpoint in one atomic batch.
     pub fn commit(mut self, checkpoint: Position) -> Result<(), ProjectionError> {
-        let mut packed: BTreeMap<Vec<u8>, BucketChange> = BTreeMap::new();
         for (key, cached) in std::mem::take(&mut self.rows) {
-            let now = cached.row.packed_entries(&key);
-            for (bucket, member) in cached.stored_packed.iter().filter(|e| !now.contains(e)) {
-                packed
-                    .entry(bucket.clone())
-                    .or_default()
-                    .0
-                    .push(member.clone());
-            }
-            for (bucket, member) in now
-                .into_iter()
-                .filter(|e| !cached.stored_packed.contains(e))
-            {
-                packed.entry(bucket).or_default().1.push(member);
-            }
             let index = cached.row.index_keys(&key);
             for old in cached.stored_index.iter().filter(|k| !index.contains(k)) {
                 self.writes.insert(old.clone(), None);
@@ -583,28 +478,6 @@ impl Tx<'_> {
                 self.writes.insert(new, Some(Vec::new()));
             }
             self.writes.insert(key, Some(cached.row.encode()));
-        }
-        for (bucket, (out, into)) in packed {
-            let mut members = match self.writes.get(&bucket) {
-                Some(Some(bytes)) => decode_members(bytes)?,
-                Some(None) => Vec::new(),
-                None => match self.db.get(&bucket)? {
-                    Some(bytes) => decode_members(&bytes)?,
-                    None => Vec::new(),
-                },
-            };
-            for m in out {
-                if let Ok(i) = members.binary_search(&m) {
-                    members.remove(i);
-                }
-            }
-            for m in into {
-                if let Err(i) = members.binary_search(&m) {
-                    members.insert(i, m);
-                }
-            }
-            let value = (!members.is_empty()).then(|| encode_members(&members));
-            self.writes.insert(bucket, value);
         }
         let mut batch = sled::Batch::default();
         for (k, v) in self.writes {

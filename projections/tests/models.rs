@@ -319,7 +319,7 @@ fn searches_page_through_a_long_log_in_order_and_follow_rectified_start_times() 
         expected.push((at, n, a, s, c));
     }
     // Two calls' start times are corrected: one moves days back (to
-    // another bucket), one a minute forward; one call's service number.
+    // another day), one a minute forward; one call's service number.
     let moved = [(7u128, t(1, 0, 1)), (90, t(4, 3, 33))];
     for (n, to) in moved {
         log.push(
@@ -579,12 +579,11 @@ fn the_retention_queue_lists_recordings_by_expiry_with_what_keeps_them() {
 }
 
 #[test]
-fn the_retention_queue_reads_expiries_across_many_buckets_exactly_in_its_window() {
+fn the_retention_queue_reads_expiries_in_order_exactly_in_its_window() {
     let policy = RetentionPolicy::default();
     let model = retention::Retention { policy };
-    // 60 calls ending every 7 minutes (the queue's buckets are ~18
-    // minutes), each with a recording — call 5 with two, call 9's stored
-    // before the call ended.
+    // 60 calls ending every 7 minutes, each with a recording — call 5
+    // with two, call 9's stored before the call ended.
     let mut log = Vec::new();
     let mut ends = std::collections::BTreeMap::new();
     for n in 1..=60u128 {

@@ -8,18 +8,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    projection::{Envelope, Projection, ProjectionError, key, time_bucket_key, time_key},
+    projection::{Envelope, Projection, ProjectionError, key, time_key},
     view::{Row, Tx, ViewDb},
 };
 
 pub const NAME: &str = "retention";
 /// v1: first version.
-/// v2: recordings live in their call's row, and the expiry index is
-/// packed into time buckets (about 1 sled key per call instead of 2.6).
+/// v2: recordings live in their call's row (about 1.8 sled keys per call
+/// instead of 2.6).
 pub const VERSION: u32 = 2;
-
-/// Expiry index buckets span 2^30 µs (about 18 minutes) of expiry time.
-const EXPIRY_SHIFT: u32 = 30;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveHold {
@@ -70,10 +67,9 @@ fn call_key(id: &str) -> Vec<u8> {
     key(&[b"k", id.as_bytes()])
 }
 
-/// The packed expiry index: members are `expiry time ++ recording id ++
-/// 0x00 ++ call id`.
+/// The expiry index: `x`, expiry time, recording id, call id.
 fn expiry_base() -> Vec<u8> {
-    key(&[b"X", b""])
+    key(&[b"x", b""])
 }
 
 /// The id at the end of a row key (`<prefix>\0<id>`).
@@ -82,30 +78,20 @@ fn id_of(key: &[u8]) -> &[u8] {
 }
 
 impl Row for CallKeep {
-    /// Calls kept by a hold or a restriction are listed under `h`.
+    /// Calls kept by a hold or a restriction are listed under `h`;
+    /// recordings waiting to expire under `x`, by expiry time.
     fn index_keys(&self, key: &[u8]) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
         if !self.holds.is_empty() || self.restricted {
-            vec![crate::projection::key(&[b"h", id_of(key)])]
-        } else {
-            Vec::new()
+            keys.push(crate::projection::key(&[b"h", id_of(key)]));
         }
-    }
-
-    /// Recordings waiting to expire, by expiry time.
-    fn packed_entries(&self, key: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let Some(expires) = self.expires_at else {
-            return Vec::new();
-        };
-        let t = time_key(expires);
-        let bucket = time_bucket_key(&expiry_base(), EXPIRY_SHIFT, &t);
-        self.recordings
-            .iter()
-            .filter(|r| r.purged_at.is_none())
-            .map(|r| {
-                let member = [&t[..], r.id.as_bytes(), b"\x00", id_of(key)].concat();
-                (bucket.clone(), member)
-            })
-            .collect()
+        if let Some(expires) = self.expires_at {
+            let t = time_key(expires);
+            for r in self.recordings.iter().filter(|r| r.purged_at.is_none()) {
+                keys.push([&expiry_base()[..], &t, r.id.as_bytes(), b"\x00", id_of(key)].concat());
+            }
+        }
+        keys
     }
 }
 
@@ -207,10 +193,10 @@ pub fn queue(
 ) -> Result<Vec<QueueItem>, ProjectionError> {
     let base = expiry_base();
     let (from, to) = (time_key(from), time_key(to));
-    let first = time_bucket_key(&base, EXPIRY_SHIFT, &from);
+    let first = [&base[..], &from].concat();
     let mut out = Vec::new();
-    for member in view.scan_members(&base, Some(&first), Some(from.to_vec()), false) {
-        let member = member?;
+    for entry in view.scan(&base, Some(&first), false) {
+        let member = entry?.0.split_off(base.len());
         if member.len() < 8 || member[..8] >= to[..] {
             break;
         }
