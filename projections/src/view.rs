@@ -321,7 +321,7 @@ struct CachedRow {
     stored_index: Vec<Vec<u8>>,
 }
 
-fn decode_row<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProjectionError> {
+pub(crate) fn decode_row<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProjectionError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ProjectionError::Storage(format!("a read model row: {e}")))
 }

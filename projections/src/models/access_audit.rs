@@ -283,10 +283,7 @@ pub fn query(
         let row = if v.is_empty() {
             view.get_json::<AccessRow>(&row_key(&rest[..8], &rest[9..17]))?
         } else {
-            Some(
-                serde_json::from_slice::<AccessRow>(&v)
-                    .map_err(|e| ProjectionError::Storage(format!("an access audit row: {e}")))?,
-            )
+            Some(crate::view::decode_row::<AccessRow>(&v)?)
         };
         let Some(row) = row else {
             continue;

@@ -27,9 +27,8 @@ pub struct ActiveHold {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct CallKeep {
-    ended_at: Option<DateTime<Utc>>,
-    /// When its recordings expire under the model's policy (from
-    /// `ended_at`).
+    /// When its recordings expire under the model's policy: set when the
+    /// call ends (or its end is corrected).
     expires_at: Option<DateTime<Utc>>,
     holds: Vec<ActiveHold>,
     restricted: bool,
@@ -143,12 +142,10 @@ impl Projection for Retention {
         };
         match &env.event {
             Event::CallEnded(e) => {
-                keep.ended_at = Some(e.ended_at);
                 keep.expires_at = Some(self.policy.recording_expires_at(e.ended_at));
             }
             Event::CallRectified(e) => {
                 if let callvault_domain::call::Correction::EndedAt(t) = e.correction {
-                    keep.ended_at = Some(t);
                     keep.expires_at = Some(self.policy.recording_expires_at(t));
                 }
             }
