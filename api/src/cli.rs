@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use callvault_projections::Projections;
+use callvault_projections::{Projections, registry::compaction};
 
 use crate::{
     config::{Config, ProcessEnv, StoreBackend},
@@ -45,6 +45,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service: GraphQL at /graphql (GraphiQL in a browser), /health.
+    ///
+    /// Also runs retention every `retention.interval_minutes` (60; 0 turns
+    /// it off), sends chat transcript e-mails when `smtp.host` is set, and
+    /// keeps the read models following the log. It holds the data folder
+    /// alone: stop it before running the operator commands on the same
+    /// folder (`projections rebuild` talks to it instead).
     Serve,
     /// Print the history, decoded, filtered, as JSON lines or a table.
     ///
@@ -193,6 +199,7 @@ pub enum StateCommand {
     Staff {
         /// The staff id, e.g. `supervisor1`.
         id: String,
+        /// The instant (RFC 3339 or YYYY-MM-DD); default now.
         #[arg(long, value_parser = parse_time)]
         as_of: Option<DateTime<Utc>>,
     },
@@ -238,6 +245,7 @@ pub enum DemoCommand {
         /// The first day of calls (YYYY-MM-DD); they spread over `--days`.
         #[arg(long, default_value = "2025-10-01")]
         start: chrono::NaiveDate,
+        /// Over how many days from `--start` the calls spread.
         #[arg(long, default_value_t = 420)]
         days: u32,
         /// Commands in flight at once (they share disk syncs).
@@ -251,7 +259,9 @@ pub enum ProjectionsCommand {
     /// Each read model's version, position, lag and any rebuild.
     Status,
     /// Rebuild a read model (or all) beside the live one, then switch to
-    /// it. Talks to the running service if there is one (no downtime);
+    /// it. Talks to the running service if there is one (no downtime),
+    /// signing as `auth.bootstrap_admin` with a 5-minute token (or with
+    /// CALLVAULT_TOKEN, an administrator's token, when HS256 is off);
     /// otherwise rebuilds here. Shows progress with rate and ETA.
     Rebuild {
         /// `calls`, `access_audit`, `retention`, `subjects`,
@@ -288,10 +298,16 @@ pub enum RetentionCommand {
         /// Report what would happen; change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Pretend it is this time (RFC 3339 or YYYY-MM-DD); tombstones
-        /// record it.
+        /// Act as if it were this time (RFC 3339 or YYYY-MM-DD); tombstones
+        /// record it. A time later than the clock destroys, for good, what
+        /// is due only then — before its retention period ends — so it is
+        /// refused unless `--dry-run` or `--allow-future` is given.
         #[arg(long, value_parser = parse_time)]
         now: Option<DateTime<Utc>>,
+        /// Allow a `--now` later than the clock (drills on a copy of the
+        /// register, tests). Check with `--dry-run` first.
+        #[arg(long, requires = "now")]
+        allow_future: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -302,7 +318,8 @@ pub enum RetentionCommand {
 pub enum KeysCommand {
     /// List every bucket: its day, how many keys it wraps, whether it is due.
     Status {
-        /// Pretend it is this time when saying what is due.
+        /// Pretend it is this time (RFC 3339 or YYYY-MM-DD) when saying
+        /// what is due.
         #[arg(long, value_parser = parse_time)]
         now: Option<DateTime<Utc>>,
     },
@@ -683,54 +700,92 @@ async fn retention_command(config: Config, command: RetentionCommand) -> anyhow:
             }
             Ok(ExitCode::SUCCESS)
         }
-        RetentionCommand::Run { dry_run, now, json } => {
+        RetentionCommand::Run {
+            dry_run,
+            now,
+            allow_future,
+            json,
+        } => {
+            let clock_now = Utc::now();
+            if let Some(t) = now
+                && t > clock_now + chrono::Duration::minutes(1)
+                && !dry_run
+                && !allow_future
+            {
+                anyhow::bail!(
+                    "--now {} is later than the clock ({}): the run would destroy, for good, \
+                     what is due only then, before its retention period ends. \
+                     See what it would do with --dry-run; add --allow-future if you mean it.",
+                    t.format("%Y-%m-%d %H:%M UTC"),
+                    clock_now.format("%Y-%m-%d %H:%M UTC")
+                );
+            }
             let registry = open_registry(&config, clock(now)).await?;
+            // The read models hold what a purge destroys in clear, so a
+            // purge owes them a rebuild into fresh storage; the debt is
+            // noted before any key goes, and a crash leaves it for the
+            // next run or `serve` to pay.
+            let models = config.projections_dir();
+            let owed = compaction::is_due(&models);
+            if !dry_run {
+                compaction::note_due(&models)?;
+            }
             let report = retention::run(&registry, registry.now(), dry_run, None).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_run_report(&report, dry_run, registry.now());
+            }
+            if dry_run {
                 return Ok(ExitCode::SUCCESS);
             }
-            let verb = if dry_run { "would purge" } else { "purged" };
-            if report.buckets.is_empty() {
-                println!(
-                    "No bucket is due at {}.",
-                    registry.now().format("%Y-%m-%d %H:%M")
-                );
-            }
-            for b in &report.buckets {
-                println!(
-                    "bucket {}: {verb} {}, kept {}{}",
-                    b.bucket,
-                    b.purged.len(),
-                    b.kept.len(),
-                    if b.kek_destroyed {
-                        "; key-encryption key destroyed"
-                    } else {
-                        ""
-                    }
-                );
-                for i in &b.purged {
-                    println!("  {:<50} {}", i.owner, i.outcome);
-                }
-                for i in &b.kept {
-                    println!("  {:<50} {}", i.owner, i.outcome);
-                }
-            }
-            let purged = report.buckets.iter().any(|b| b.kek_destroyed);
-            if purged {
-                // The read models held the purged data in clear: rebuild
-                // them into fresh storage so no residue stays in their files.
+            if owed || destroyed_any(&report) {
                 let projections = open_projections(&config, &registry).await?;
-                let names = projections.rebuild_many(&callvault_projections::WITH_PERSONAL_DATA)?;
                 if !json {
                     println!(
                         "Rebuilding the read models that held personal data ({}) …",
-                        names.join(", ")
+                        callvault_projections::WITH_PERSONAL_DATA.join(", ")
                     );
                 }
-                projections.wait_for_rebuilds().await?;
+                projections.compact().await?;
+            } else {
+                compaction::clear_due(&models)?;
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Whether a retention run destroyed anything (a key or an item).
+fn destroyed_any(report: &retention::RunReport) -> bool {
+    report
+        .buckets
+        .iter()
+        .any(|b| b.kek_destroyed || !b.purged.is_empty())
+}
+
+fn print_run_report(report: &retention::RunReport, dry_run: bool, now: DateTime<Utc>) {
+    let verb = if dry_run { "would purge" } else { "purged" };
+    if report.buckets.is_empty() {
+        println!("No bucket is due at {}.", now.format("%Y-%m-%d %H:%M"));
+    }
+    for b in &report.buckets {
+        println!(
+            "bucket {}: {verb} {}, kept {}{}",
+            b.bucket,
+            b.purged.len(),
+            b.kept.len(),
+            if b.kek_destroyed {
+                "; key-encryption key destroyed"
+            } else {
+                ""
+            }
+        );
+        for i in &b.purged {
+            println!("  {:<50} {}", i.owner, i.outcome);
+        }
+        for i in &b.kept {
+            println!("  {:<50} {}", i.owner, i.outcome);
         }
     }
 }
@@ -819,6 +874,18 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let registry = open_registry(&config, Arc::new(SystemClock)).await?;
     bootstrap_admin(&config, &registry).await?;
     let projections = open_projections(&config, &registry).await?;
+    if compaction::is_due(projections.root()) {
+        // A purge's rebuild of the read models was interrupted.
+        tracing::warn!(
+            "a purge's rebuild of the read models holding personal data did not finish; rebuilding them now"
+        );
+        let p = projections.clone();
+        tokio::spawn(async move {
+            if let Err(e) = p.compact().await {
+                tracing::error!(error = %e, "could not rebuild the read models after a purge; the next start tries again");
+            }
+        });
+    }
     match &config.smtp {
         Some(smtp) => {
             let mailer = crate::outbox::SmtpMailer::new(smtp).context("setting up SMTP")?;
@@ -884,18 +951,27 @@ async fn retention_schedule(
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tick.tick().await;
+        // A run that failed after destroying something left the note.
+        let owed = compaction::is_due(projections.root());
+        if let Err(e) = compaction::note_due(projections.root()) {
+            tracing::error!(error = %e, "scheduled retention run skipped: could not note the read models' rebuild it would owe");
+            continue;
+        }
         match retention::run(&registry, registry.now(), false, None).await {
-            Ok(report) if !report.buckets.is_empty() => {
+            Ok(report) if owed || destroyed_any(&report) => {
                 tracing::info!(
                     buckets = report.buckets.len(),
-                    "scheduled retention run purged buckets"
+                    "scheduled retention run purged buckets; rebuilding the read models that held their data"
                 );
-                if let Err(e) = projections.rebuild_many(&callvault_projections::WITH_PERSONAL_DATA)
-                {
-                    tracing::warn!(error = %e, "could not compact the read models after a purge");
+                if let Err(e) = projections.compact().await {
+                    tracing::error!(error = %e, "could not rebuild the read models after a purge; the next start tries again");
                 }
             }
-            Ok(_) => {}
+            Ok(_) => {
+                if let Err(e) = projections.purge_destroyed_nothing() {
+                    tracing::warn!(error = %e, "could not clear the compaction note");
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, "scheduled retention run failed; it will be retried")
             }
@@ -1191,7 +1267,10 @@ async fn migrate_check_command(config: Config) -> anyhow::Result<ExitCode> {
 }
 
 /// A log named on the command line: an EventStoreDB URL or a data folder.
-fn open_log(spec: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+/// Opens `--from` or `--to` of `copy`: an EventStoreDB URL or a data
+/// folder. The source must already hold a log (a mistyped path is an
+/// error, not an empty log copied).
+fn open_log(spec: &str, must_exist: bool) -> anyhow::Result<Arc<dyn EventStore>> {
     if spec.starts_with("esdb://")
         || spec.starts_with("esdb+discover://")
         || spec.starts_with("kurrentdb://")
@@ -1202,6 +1281,12 @@ fn open_log(spec: &str) -> anyhow::Result<Arc<dyn EventStore>> {
         ));
     }
     let dir = PathBuf::from(spec).join("events");
+    if must_exist && !dir.is_dir() {
+        anyhow::bail!(
+            "--from {spec}: no event log at {} (give a data folder that contains `events/`, or an esdb:// URL)",
+            dir.display()
+        );
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(Arc::new(SledStore::open(&dir).with_context(|| {
         format!("opening the event log in {}", dir.display())
@@ -1209,8 +1294,8 @@ fn open_log(spec: &str) -> anyhow::Result<Arc<dyn EventStore>> {
 }
 
 async fn copy_command(from: &str, to: &str, max_events: Option<u64>) -> anyhow::Result<ExitCode> {
-    let source = open_log(from)?;
-    let target = open_log(to)?;
+    let source = open_log(from, true)?;
+    let target = open_log(to, false)?;
     let head = source.head_position().await?.map_or(0, |p| p.commit);
     let bar = indicatif::ProgressBar::new(head.max(1));
     bar.set_style(

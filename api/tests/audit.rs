@@ -203,7 +203,10 @@ fn a_signed_checkpoint_catches_what_chains_alone_cannot() {
 #[test]
 fn verify_checks_purged_recordings_left_nothing_behind() {
     let dir = seeded("40");
-    let (ok, out, err) = callvault(dir.path(), &["retention", "run", "--now", "2030-01-01"]);
+    let (ok, out, err) = callvault(
+        dir.path(),
+        &["retention", "run", "--allow-future", "--now", "2030-01-01"],
+    );
     assert!(ok, "{err}{out}");
     let purged = history(dir.path(), &["--type", "RecordingPurged"]);
     assert!(!purged.is_empty());
@@ -231,7 +234,10 @@ fn verify_checks_purged_recordings_left_nothing_behind() {
         std::fs::write(&path, b"resurrected").unwrap();
     };
     plant();
-    let (ok, out, err) = callvault(dir.path(), &["retention", "run", "--now", "2030-01-02"]);
+    let (ok, out, err) = callvault(
+        dir.path(),
+        &["retention", "run", "--allow-future", "--now", "2030-01-02"],
+    );
     assert!(ok, "{err}{out}");
     assert!(!blobs.exists(rec), "the retention run removed it");
     let (ok, _, err) = callvault(dir.path(), &["verify"]);
@@ -277,7 +283,10 @@ fn verify_checks_purged_recordings_left_nothing_behind() {
 #[test]
 fn history_filters_and_shows_shredded_fields_as_shredded() {
     let dir = seeded("40");
-    let (ok, _, err) = callvault(dir.path(), &["retention", "run", "--now", "2030-01-01"]);
+    let (ok, _, err) = callvault(
+        dir.path(),
+        &["retention", "run", "--allow-future", "--now", "2030-01-01"],
+    );
     assert!(ok, "{err}");
     let started = history(dir.path(), &["--type", "CallStarted", "--limit", "3"]);
     assert_eq!(started.len(), 3);
@@ -432,4 +441,95 @@ fn a_log_copies_verbatim_resumably_and_verifies_with_the_same_digest() {
     );
     assert!(!ok);
     assert!(err.contains("differs from the source"), "{err}");
+    // A mistyped source is an error, and creates nothing there.
+    let typo = source.path().join("no-such-folder");
+    let (ok, out, err) = callvault(
+        source.path(),
+        &[
+            "copy",
+            "--from",
+            typo.to_str().unwrap(),
+            "--to",
+            target.path().to_str().unwrap(),
+        ],
+    );
+    assert!(!ok, "{out}");
+    assert!(err.contains("no event log at"), "{err}");
+    assert!(!typo.exists());
+}
+
+#[test]
+fn a_retention_run_in_the_future_needs_allow_future() {
+    let dir = seeded("40");
+    let purged = || history(dir.path(), &["--type", "RecordingPurged"]).len();
+    let (ok, out, err) = callvault(dir.path(), &["retention", "run", "--now", "2030-01-01"]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("later than the clock"), "{err}");
+    assert!(err.contains("--allow-future"), "{err}");
+    assert_eq!(purged(), 0, "a refused run changes nothing");
+    // A dry run may look ahead.
+    let (ok, out, err) = callvault(
+        dir.path(),
+        &["retention", "run", "--dry-run", "--now", "2030-01-01"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("would purge"), "{out}");
+    assert_eq!(purged(), 0);
+}
+
+/// The build each read model answers from (its `CURRENT`).
+fn builds(data: &Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(data.join("projections"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path().join("CURRENT")).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_purge_rebuilds_the_models_holding_personal_data_also_with_json() {
+    let dir = seeded("40");
+    let (ok, _, err) = callvault(dir.path(), &["projections", "status"]);
+    assert!(ok, "{err}");
+    let before = builds(dir.path());
+    assert_eq!(before.len(), 6, "{before:?}");
+    let (ok, out, err) = callvault(
+        dir.path(),
+        &[
+            "retention",
+            "run",
+            "--json",
+            "--allow-future",
+            "--now",
+            "2030-01-01",
+        ],
+    );
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).expect("stdout is the JSON report alone");
+    assert!(
+        !report["buckets"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    let after = builds(dir.path());
+    for (model, build) in &before {
+        let personal = callvault_projections::WITH_PERSONAL_DATA.contains(&model.as_str());
+        assert_eq!(
+            after[model] != *build,
+            personal,
+            "{model}: rebuilt into fresh storage exactly when it holds personal data"
+        );
+    }
+    assert!(
+        !dir.path()
+            .join("projections")
+            .join(callvault_projections::registry::compaction::FILE)
+            .exists(),
+        "the rebuild it owed is paid"
+    );
 }

@@ -153,7 +153,13 @@ async fn after_a_purge_nothing_under_the_data_folder_can_bring_the_call_back() {
 
     let out = callvault(
         data,
-        &["retention", "run", "--now", "2027-03-05T00:00:00Z"],
+        &[
+            "retention",
+            "run",
+            "--allow-future",
+            "--now",
+            "2027-03-05T00:00:00Z",
+        ],
         &[],
     );
     assert!(
@@ -230,7 +236,13 @@ async fn purge_interrupted(data: &Path) -> KeyOwner {
 
     let out = callvault(
         data,
-        &["retention", "run", "--now", "2027-03-05T00:00:00Z"],
+        &[
+            "retention",
+            "run",
+            "--allow-future",
+            "--now",
+            "2027-03-05T00:00:00Z",
+        ],
         &[("CALLVAULT_FAILPOINT", "retention-after-tombstones")],
     );
     assert_eq!(
@@ -280,6 +292,46 @@ async fn a_crash_between_tombstone_and_key_destruction_is_finished_at_the_next_s
     let dir = tempfile::tempdir().unwrap();
     let owner = purge_interrupted(dir.path()).await;
     assert_a_start_finishes_the_purge(dir.path(), owner);
+}
+
+#[tokio::test]
+async fn a_purge_cut_short_before_its_read_model_rebuild_gets_it_at_the_next_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let current = |model: &str| {
+        std::fs::read_to_string(data.join("projections").join(model).join("CURRENT")).unwrap()
+    };
+    let owner = purge_interrupted(data).await;
+    let before: Vec<String> = callvault_projections::WITH_PERSONAL_DATA
+        .iter()
+        .map(|m| current(m))
+        .collect();
+    // A start destroys the key but does not rebuild the read models
+    // (only `serve` and `retention run` do): the debt stays noted.
+    assert_a_start_finishes_the_purge(data, owner);
+    let note = data
+        .join("projections")
+        .join(callvault_projections::registry::compaction::FILE);
+    assert!(
+        note.exists(),
+        "the run noted the rebuild before any key went"
+    );
+    let server = Server::started(data).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while note.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not rebuild the read models within 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for (model, old) in callvault_projections::WITH_PERSONAL_DATA
+        .iter()
+        .zip(&before)
+    {
+        assert_ne!(&current(model), old, "{model} answers from a fresh build");
+    }
+    server.kill();
 }
 
 #[tokio::test]

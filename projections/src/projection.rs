@@ -56,6 +56,49 @@ pub enum ProjectionError {
     Decode(#[from] crate::journal::DecodeError),
     #[error("a read model task failed: {0}")]
     Task(String),
+    /// A query argument that cannot be used (a cursor from nowhere, an
+    /// empty range): `field` names the argument.
+    #[error("{field}: {reason}")]
+    InvalidInput { field: &'static str, reason: String },
+}
+
+impl ProjectionError {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Where a newest-first scan of an index starts: at the page's cursor
+/// entry (which the scan skips), or just below `to` — the upper bound is
+/// exclusive — whichever is lower, so a cursor never lifts the bound.
+pub(crate) fn scan_start(
+    base: &[u8],
+    cursor_entry: Option<Vec<u8>>,
+    to: Option<DateTime<Utc>>,
+) -> Option<Vec<u8>> {
+    let below_to = to.map(|t| [base, &time_key(t)[..]].concat());
+    match (cursor_entry, below_to) {
+        (Some(c), Some(t)) => Some(c.min(t)),
+        (c, t) => c.or(t),
+    }
+}
+
+/// Refuses a time range whose start is after its end.
+pub(crate) fn check_range(
+    field: &'static str,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<(), ProjectionError> {
+    match (from, to) {
+        (Some(f), Some(t)) if f > t => Err(ProjectionError::invalid(
+            field,
+            format!("the range starts ({f}) after it ends ({t})"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A read model's fold.

@@ -138,6 +138,8 @@ pub struct Projections {
     /// Dropped with the last `Projections`, which stops every runner.
     stop: Arc<watch::Sender<bool>>,
     tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// Compactions under way in this process ([`Projections::compact`]).
+    compacting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What a runner task needs (and nothing that would keep `Projections`
@@ -177,6 +179,34 @@ fn new_build_name(p: &dyn Projection) -> String {
     format!("v{}-{}", p.version(), uuid::Uuid::now_v7().simple())
 }
 
+/// Opens a fresh, empty build for `slot` beside its active one.
+fn new_build(slot: &Slot) -> Result<Arc<ViewDb>, ProjectionError> {
+    Ok(Arc::new(ViewDb::open(
+        &slot.dir.join(new_build_name(slot.projection.as_ref())),
+        meta_of(slot.projection.as_ref()),
+        slot.projection.cache_bytes(),
+    )?))
+}
+
+fn mark_rebuilding(slot: &Slot, view: &ViewDb) {
+    let build = view
+        .dir()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Ok(mut r) = slot.rebuild.lock() {
+        *r = Some(RebuildProgress {
+            build,
+            target: None,
+            applied_events: 0,
+            position: None,
+            started: Instant::now(),
+            finished: false,
+            error: None,
+        });
+    }
+}
+
 impl Projections {
     /// Opens every read model under `root` and starts following the log.
     /// A model whose stored build is of another version (or config) keeps
@@ -195,7 +225,13 @@ impl Projections {
             let dir = root.join(projection.name());
             std::fs::create_dir_all(&dir)
                 .map_err(|e| storage("creating a read model folder", e))?;
-            let current = std::fs::read_to_string(dir.join("CURRENT")).ok();
+            // Only a missing CURRENT means "no build yet": any other error
+            // (permissions, I/O) must not make a start replace the build.
+            let current = match std::fs::read_to_string(dir.join("CURRENT")) {
+                Ok(c) => Some(c),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(storage(&format!("reading {}/CURRENT", dir.display()), e)),
+            };
             let wanted = meta_of(projection.as_ref());
             let (view, fresh) = match current.as_deref().map(str::trim) {
                 Some(build) if dir.join(build).is_dir() => {
@@ -258,6 +294,7 @@ impl Projections {
             slots: Arc::new(slots),
             stop: Arc::new(stop),
             tasks: Arc::new(Mutex::new(Vec::new())),
+            compacting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         };
         if !live.is_empty() {
             this.spawn_group(live, None);
@@ -400,6 +437,47 @@ impl Projections {
         Ok(out)
     }
 
+    /// Rebuilds the models that hold personal data in clear
+    /// ([`crate::WITH_PERSONAL_DATA`]) into fresh storage, after a purge:
+    /// sled's deletes leave old values in its files, a fresh build never
+    /// held them. Notes the debt first ([`compaction::note_due`]) and
+    /// clears it only when every compaction of this process has switched,
+    /// so a crash on the way leaves it for the next start. A rebuild
+    /// already under way may have copied the data before the purge: it is
+    /// let finish, then the models are built again.
+    pub async fn compact(&self) -> Result<Vec<&'static str>, ProjectionError> {
+        use std::sync::atomic::Ordering;
+        compaction::note_due(&self.root)?;
+        self.compacting.fetch_add(1, Ordering::SeqCst);
+        let result = async {
+            while crate::WITH_PERSONAL_DATA.iter().any(|n| {
+                self.slots
+                    .get(n)
+                    .and_then(|s| s.rebuild_progress())
+                    .is_some_and(|p| !p.finished)
+            }) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let names = self.rebuild_many(&crate::WITH_PERSONAL_DATA)?;
+            self.wait_for_rebuilds().await?;
+            Ok(names)
+        }
+        .await;
+        if self.compacting.fetch_sub(1, Ordering::SeqCst) == 1 && result.is_ok() {
+            compaction::clear_due(&self.root)?;
+        }
+        result
+    }
+
+    /// Clears the compaction note of a purge that destroyed nothing —
+    /// unless a compaction of this process is still running.
+    pub fn purge_destroyed_nothing(&self) -> Result<(), ProjectionError> {
+        if self.compacting.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            compaction::clear_due(&self.root)?;
+        }
+        Ok(())
+    }
+
     /// Starts rebuilding `name` (or every model for `None`) beside the
     /// current builds; returns at once. Watch [`Projections::status`].
     pub fn rebuild(&self, name: Option<&str>) -> Result<Vec<&'static str>, ProjectionError> {
@@ -423,39 +501,33 @@ impl Projections {
                 )));
             }
         }
+        // Every build is opened before any slot is marked as rebuilding:
+        // a failure leaves no slot waiting for a rebuild that never runs,
+        // and no half-made build folder behind.
         let mut builds = Vec::new();
         for slot in &slots {
-            builds.push((slot.clone(), self.new_build(slot)?));
+            match new_build(slot) {
+                Ok(view) => builds.push((slot.clone(), view)),
+                Err(e) => {
+                    for (_, view) in &builds {
+                        view.retire();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        for (slot, view) in &builds {
+            mark_rebuilding(slot, view);
         }
         self.spawn_group(builds, Some(Instant::now()));
         Ok(slots.iter().map(|s| s.name()).collect())
     }
 
     fn start_rebuild(&self, slot: &Arc<Slot>) -> Result<(), ProjectionError> {
-        let view = self.new_build(slot)?;
+        let view = new_build(slot)?;
+        mark_rebuilding(slot, &view);
         self.spawn_group(vec![(slot.clone(), view)], Some(Instant::now()));
         Ok(())
-    }
-
-    fn new_build(&self, slot: &Arc<Slot>) -> Result<Arc<ViewDb>, ProjectionError> {
-        let build = new_build_name(slot.projection.as_ref());
-        let view = Arc::new(ViewDb::open(
-            &slot.dir.join(&build),
-            meta_of(slot.projection.as_ref()),
-            slot.projection.cache_bytes(),
-        )?);
-        if let Ok(mut r) = slot.rebuild.lock() {
-            *r = Some(RebuildProgress {
-                build,
-                target: None,
-                applied_events: 0,
-                position: None,
-                started: Instant::now(),
-                finished: false,
-                error: None,
-            });
-        }
-        Ok(view)
     }
 
     /// Keeps `builds` up to date from the log in one task, decoding each
@@ -470,20 +542,24 @@ impl Projections {
                 .await
             {
                 tracing::error!(error = %e, "a read model runner stopped");
-                if rebuild.is_none() {
-                    for (slot, _) in &builds {
+                for (slot, view) in &builds {
+                    if Arc::ptr_eq(&slot.current(), view) {
+                        // The build answering queries (a rebuild that had
+                        // switched, too): it answers from what it has.
                         if let Ok(mut f) = slot.failed.write() {
                             *f = Some(e.to_string());
                         }
-                    }
-                }
-                for (slot, _) in &builds {
-                    if let Ok(mut r) = slot.rebuild.lock()
-                        && let Some(p) = r.as_mut()
-                        && !p.finished
-                    {
-                        p.error = Some(e.to_string());
-                        p.finished = true;
+                    } else if rebuild.is_some() && !view.is_retired() {
+                        // A rebuild that never switched: say why, and let
+                        // its folder go.
+                        view.retire();
+                        if let Ok(mut r) = slot.rebuild.lock()
+                            && let Some(p) = r.as_mut()
+                            && !p.finished
+                        {
+                            p.error = Some(e.to_string());
+                            p.finished = true;
+                        }
                     }
                 }
             }
@@ -527,9 +603,11 @@ impl Runner {
         loop {
             // Switch rebuilt builds that have caught up (also when the log
             // is empty or the build was already there).
+            // Not behind the build it replaces either, so a query that
+            // waited for its own write never gets a build without it.
             let head = self.store.head_position().await?;
             for m in members.iter_mut().filter(|m| !m.switched) {
-                if m.checkpoint >= head {
+                if m.checkpoint >= head && m.checkpoint >= *m.slot.applied.borrow() {
                     self.switch(m)?;
                 }
             }
@@ -608,7 +686,15 @@ impl Runner {
             };
             m.checkpoint = checkpoint;
             if m.switched {
-                if Arc::ptr_eq(&m.slot.current(), &m.view) {
+                // Under the lock `switch` replaces the build with: once
+                // the slot has moved on, this build's position is no
+                // longer what it publishes.
+                let active = m
+                    .slot
+                    .active
+                    .read()
+                    .map_err(|_| ProjectionError::Task("lock".into()))?;
+                if Arc::ptr_eq(&active, &m.view) {
                     m.slot.applied.send_replace(checkpoint);
                 }
             } else if let Ok(mut r) = m.slot.rebuild.lock()
@@ -637,12 +723,12 @@ impl Runner {
                 .active
                 .write()
                 .map_err(|_| ProjectionError::Task("lock".into()))?;
+            m.slot.applied.send_replace(m.checkpoint);
             std::mem::replace(&mut *active, m.view.clone())
         };
         if let Ok(mut stale) = m.slot.stale.write() {
             *stale = false;
         }
-        m.slot.applied.send_replace(m.checkpoint);
         old.retire();
         m.switched = true;
         if let Ok(mut r) = m.slot.rebuild.lock()
@@ -726,4 +812,44 @@ fn decode_batch(
         .iter()
         .map(|r| Ok(Envelope::decode(journal, r)?))
         .collect()
+}
+
+/// The note, beside the read models, that those holding personal data owe
+/// a rebuild into fresh storage because a purge destroyed (or was about to
+/// destroy) keys of data they hold in clear. Written and synced before the
+/// purge, removed after the rebuilds switched.
+pub mod compaction {
+    use std::path::Path;
+
+    use super::storage;
+    use crate::ProjectionError;
+
+    /// The note's file name under the read models' folder.
+    pub const FILE: &str = "COMPACTION-DUE";
+
+    pub fn is_due(root: &Path) -> bool {
+        root.join(FILE).exists()
+    }
+
+    pub fn note_due(root: &Path) -> Result<(), ProjectionError> {
+        if is_due(root) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(root).map_err(|e| storage("creating the read models folder", e))?;
+        std::fs::File::create(root.join(FILE))
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::File::open(root))
+            .and_then(|d| d.sync_all())
+            .map_err(|e| storage("noting a compaction as due", e))
+    }
+
+    pub fn clear_due(root: &Path) -> Result<(), ProjectionError> {
+        match std::fs::remove_file(root.join(FILE)) {
+            Ok(()) => std::fs::File::open(root)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| storage("clearing the compaction note", e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(storage("clearing the compaction note", e)),
+        }
+    }
 }

@@ -182,6 +182,82 @@ fn calls_are_found_by_a_number_typed_any_way_newest_first() {
 }
 
 #[test]
+fn searches_refuse_foreign_cursors_and_upside_down_ranges_and_end_before_to() {
+    use callvault_projections::ProjectionError;
+    let (_d, view) = fold(&calls::Calls, &call_log());
+    let invalid = |r: Result<calls::CallPage, ProjectionError>| match r {
+        Err(ProjectionError::InvalidInput { field, .. }) => field,
+        other => panic!("expected a typed refusal, got {other:?}"),
+    };
+    let none = calls::CallFilter::default();
+    for bad in ["", "garbage", "123_not-a-call-id", &format!("x_{}", id(1))] {
+        assert_eq!(
+            invalid(calls::search(&view, &none, Some(bad), 10)),
+            "after",
+            "{bad}"
+        );
+    }
+    let upside_down = calls::CallFilter {
+        started_from: Some(t(5, 0, 0)),
+        started_to: Some(t(3, 0, 0)),
+        ..Default::default()
+    };
+    assert_eq!(
+        invalid(calls::search(&view, &upside_down, None, 10)),
+        "startedTo"
+    );
+    let durations = calls::CallFilter {
+        min_duration_seconds: Some(60),
+        max_duration_seconds: Some(10),
+        ..Default::default()
+    };
+    assert_eq!(
+        invalid(calls::search(&view, &durations, None, 10)),
+        "maxDurationSeconds"
+    );
+
+    let all = calls::search(&view, &none, None, 10).unwrap().items;
+    assert!(all.len() >= 4);
+    // `startedTo` is exclusive: a call that starts exactly then is not in.
+    let before_newest = calls::CallFilter {
+        started_to: Some(all[0].started_at),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&calls::search(&view, &before_newest, None, 10).unwrap()),
+        ids_of(&all[1..])
+    );
+    // A cursor from another search does not lift the bound.
+    let first = calls::search(&view, &none, None, 1).unwrap();
+    let bounded = calls::CallFilter {
+        started_to: Some(all[2].started_at),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&calls::search(&view, &bounded, first.next_cursor.as_deref(), 10).unwrap()),
+        ids_of(&all[3..])
+    );
+    // The access log's cursors are checked the same way.
+    let (_d, audit) = fold(
+        &access_audit::AccessAudit,
+        &[access("sue", 3, Purpose::Quality, false, t(7, 9, 0))],
+    );
+    for bad in ["1_2", "x_1_1", "1_1_-1", ""] {
+        assert!(
+            matches!(
+                access_audit::query(&audit, &Default::default(), Some(bad), 10),
+                Err(ProjectionError::InvalidInput { field: "after", .. })
+            ),
+            "{bad}"
+        );
+    }
+}
+
+fn ids_of(rows: &[calls::CallRow]) -> Vec<String> {
+    rows.iter().map(|r| r.id.clone()).collect()
+}
+
+#[test]
 fn calls_filter_by_agent_service_time_direction_duration_and_status() {
     let (_d, view) = fold(&calls::Calls, &call_log());
     let search = |f: calls::CallFilter| ids(&calls::search(&view, &f, None, 10).unwrap());
@@ -354,7 +430,7 @@ fn searches_page_through_a_long_log_in_order_and_follow_rectified_start_times() 
             .collect::<Vec<_>>()
     };
     let (from, to) = (t(2, 7, 0), t(4, 3, 33));
-    let in_range = |e: &Expected| e.0 >= from && e.0 <= to;
+    let in_range = |e: &Expected| e.0 >= from && e.0 < to;
     for size in [1, 7, 50] {
         assert_eq!(
             all_pages(&view, &calls::CallFilter::default(), size),
@@ -382,7 +458,7 @@ fn searches_page_through_a_long_log_in_order_and_follow_rectified_start_times() 
         };
         assert_eq!(
             all_pages(&view, &by_caller, size),
-            want(&|e| e.4 == 1 && e.0 <= to)
+            want(&|e| e.4 == 1 && e.0 < to)
         );
         let in_time = calls::CallFilter {
             started_from: Some(from),
@@ -518,7 +594,7 @@ fn the_access_audit_answers_by_actor_call_purpose_time_and_flags() {
                 None => break,
             }
         }
-        let want: Vec<u64> = access_audit::query(&view, &filter, None, 50)
+        let want: Vec<callvault_store::Position> = access_audit::query(&view, &filter, None, 50)
             .unwrap()
             .items
             .iter()
@@ -675,14 +751,19 @@ fn the_subject_view_shows_every_call_of_the_numbers_with_recordings_and_accesses
     let mut log = call_log();
     log.push(access("sue", 3, Purpose::Quality, false, t(7, 9, 0)));
     let (_d, view) = fold(&subjects::Subjects, &log);
-    let calls = subjects::lookup(
-        &view,
-        &[phone("050 765 4321"), phone("+358 40 123 4567")],
-        10,
-    )
-    .unwrap();
+    let numbers = [phone("050 765 4321"), phone("+358 40 123 4567")];
+    let (calls, more) = subjects::lookup(&view, &numbers, 10).unwrap();
+    assert!(!more);
     let found: Vec<&str> = calls.iter().map(|c| c.call_id.as_str()).collect();
     assert_eq!(found, vec![id(3).to_string(), id(2).to_string()]);
+    // A limit keeps the newest across all the numbers, whichever number
+    // comes first, and says that calls were left out.
+    for order in [numbers.clone(), [numbers[1].clone(), numbers[0].clone()]] {
+        let (newest, more) = subjects::lookup(&view, &order, 1).unwrap();
+        assert_eq!(newest.len(), 1);
+        assert_eq!(newest[0].call_id, id(3).to_string());
+        assert!(more);
+    }
     assert_eq!(calls[0].recordings.len(), 1);
     assert_eq!(calls[0].accesses[0].actor, "sue");
     assert_eq!(calls[0].accesses[0].purpose, "quality");

@@ -271,3 +271,55 @@ async fn a_clean_stop_stores_how_far_each_model_got_so_status_shows_no_lag() {
         assert_eq!(s.position, head, "{} after a clean stop", s.name);
     }
 }
+
+#[tokio::test]
+async fn a_rebuild_that_cannot_open_every_build_leaves_nothing_half_started() {
+    let f = fixture();
+    f.call(1).await;
+    let p = f.open(callvault_projections::all(Default::default())).await;
+    assert_eq!(count_calls(&p).await, 1);
+    let folders = |model: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(f.root.join(model))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let calls_before = folders("calls");
+    // `stats`' folder is gone and a file stands in its way: its new build
+    // cannot be made (even by root), after `calls`' was.
+    let stats = f.root.join("stats");
+    let aside = f.root.join("stats-aside");
+    std::fs::rename(&stats, &aside).unwrap();
+    std::fs::write(&stats, b"in the way").unwrap();
+    assert!(p.rebuild_many(&["calls", "stats"]).is_err());
+    // Nothing waits for a rebuild that never runs, and `calls` keeps no
+    // half-made build folder.
+    assert!(
+        p.slot("calls")
+            .unwrap()
+            .rebuild_progress()
+            .is_none_or(|r| r.finished)
+    );
+    tokio::time::timeout(Duration::from_secs(5), p.wait_for_rebuilds())
+        .await
+        .expect("no rebuild is left pending")
+        .unwrap();
+    assert_eq!(folders("calls"), calls_before);
+    // With the way clear again, the same rebuild runs and takes over.
+    std::fs::remove_file(&stats).unwrap();
+    std::fs::rename(&aside, &stats).unwrap();
+    assert_eq!(
+        p.rebuild_many(&["calls", "stats"]).unwrap(),
+        ["calls", "stats"]
+    );
+    tokio::time::timeout(Duration::from_secs(30), p.wait_for_rebuilds())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(folders("calls"), calls_before);
+    assert_eq!(count_calls(&p).await, 1);
+}

@@ -54,12 +54,18 @@ pub(crate) async fn view(
         .map_err(projection_error)
 }
 
+/// Most calls one `subject` answer lists.
+const SUBJECT_MAX_CALLS: usize = 10_000;
+
 pub(crate) fn projection_error(e: callvault_projections::ProjectionError) -> AppError {
     match e {
         callvault_projections::ProjectionError::NotCaughtUp { .. } => {
             AppError::Unavailable(e.to_string())
         }
         callvault_projections::ProjectionError::Unknown(_) => AppError::NotFound(e.to_string()),
+        callvault_projections::ProjectionError::InvalidInput { field, reason } => {
+            AppError::invalid(field, reason)
+        }
         callvault_projections::ProjectionError::Storage(ref m)
             if m.contains("StorageFull") || m.contains("No space left") =>
         {
@@ -657,7 +663,19 @@ impl ReadQuery {
                 .map(|n| PhoneNumber::parse(n).map_err(|e| AppError::invalid("phoneNumbers", e)))
                 .collect::<Result<Vec<_>, _>>()?;
             let view = view(ctx, subjects::NAME).await?;
-            let calls = blocking(move || subjects::lookup(&view, &numbers, 1000)).await?;
+            let (calls, more) =
+                blocking(move || subjects::lookup(&view, &numbers, SUBJECT_MAX_CALLS)).await?;
+            if more {
+                // An answer to the subject must be whole (R17): say so
+                // rather than hand over part of it.
+                return Err(AppError::invalid(
+                    "phoneNumbers",
+                    format!(
+                        "more than {SUBJECT_MAX_CALLS} calls for these numbers: too many to \
+                         answer in one response; ask one number at a time"
+                    ),
+                ));
+            }
             let logged =
                 callvault_domain::Event::from(callvault_domain::access::ContactHistorySearched {
                     actor: caller.id.clone(),

@@ -7,16 +7,45 @@ use callvault_domain::{ContactRef, Event, Purpose, Role};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use callvault_store::Position;
+
 use crate::{
     projection::{Envelope, Projection, ProjectionError, key, time_key},
     view::ViewDb,
 };
 
+/// A page's cursor: the last row's time (µs) and log position.
+fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, Position), ProjectionError> {
+    let bad = || {
+        ProjectionError::invalid(
+            "after",
+            format!("`{cursor}` is not a cursor this query gave (pass back its nextCursor)"),
+        )
+    };
+    let mut parts = cursor.splitn(3, '_');
+    let t = parts
+        .next()
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    let mut number = || {
+        parts
+            .next()
+            .and_then(|p| p.parse::<u64>().ok())
+            .ok_or_else(bad)
+    };
+    let (commit, prepare) = (number()?, number()?);
+    Ok((t, Position { commit, prepare }))
+}
+
 pub const NAME: &str = "access_audit";
 /// v1: first version.
 /// v2: a row lives at its time-index key instead of a key of its own (one
 /// sled key less per access or search).
-pub const VERSION: u32 = 2;
+/// v3: keys end with the whole log position (commit and prepare), not the
+/// commit alone: EventStoreDB gives the events of one append one commit
+/// position, and they must not overwrite each other.
+pub const VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AccessKind {
@@ -30,7 +59,7 @@ pub enum AccessKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessRow {
-    pub position: u64,
+    pub position: Position,
     pub at: DateTime<Utc>,
     pub actor: String,
     pub role: Option<Role>,
@@ -52,18 +81,22 @@ pub struct AccessRow {
 pub struct AccessAudit;
 
 /// A row's key, which is also its entry in the time index: `t`, the time
-/// (a [`time_key`]) and the log position. Every other index entry ends
-/// with the same time and position, so it leads here.
+/// (a [`time_key`]) and the log position (16 bytes,
+/// [`Position::to_be_bytes`]). Every other index entry ends with the same
+/// time and position, so it leads here.
 fn row_key(t: &[u8], position: &[u8]) -> Vec<u8> {
     key(&[b"t", t, position])
 }
 
 /// The time and position at the end of an index entry
-/// (`…\0<time 8>\0<position 8>`).
+/// (`…\0<time 8>\0<position 16>`).
 fn time_and_position(entry: &[u8]) -> Option<(&[u8], &[u8])> {
     let n = entry.len();
-    (n >= 17 && entry[n - 9] == 0).then(|| (&entry[n - 17..n - 9], &entry[n - 8..]))
+    (n >= ENTRY_TAIL && entry[n - 17] == 0).then(|| (&entry[n - 25..n - 17], &entry[n - 16..]))
 }
+
+/// Bytes after an index's prefix: time, separator, position.
+const ENTRY_TAIL: usize = 8 + 1 + 16;
 
 impl Projection for AccessAudit {
     fn name(&self) -> &'static str {
@@ -75,7 +108,7 @@ impl Projection for AccessAudit {
     }
 
     fn apply(&self, tx: &mut crate::view::Tx<'_>, env: &Envelope) -> Result<(), ProjectionError> {
-        let position = env.position.commit;
+        let position = env.position;
         let row = match &env.event {
             Event::RecordingAccessed(e) => AccessRow {
                 position,
@@ -240,32 +273,20 @@ pub fn query(
     } else {
         key(&[b"t", b""])
     };
-    let cursor: Option<(DateTime<Utc>, u64)> = after.and_then(|c| {
-        let (t, p) = c.split_once('_')?;
-        Some((
-            DateTime::from_timestamp_micros(t.parse().ok()?)?,
-            p.parse().ok()?,
-        ))
-    });
-    let start = match (&cursor, filter.to) {
-        (Some((t, p)), _) => Some([&base[..], &time_key(*t), b"\x00", &p.to_be_bytes()].concat()),
-        (None, Some(to)) => Some(
-            [
-                &base[..],
-                &time_key(to),
-                b"\x00\xff\xff\xff\xff\xff\xff\xff\xff",
-            ]
-            .concat(),
-        ),
-        (None, None) => None,
-    };
+    crate::projection::check_range("to", filter.from, filter.to)?;
+    let cursor = after.map(parse_cursor).transpose()?;
+    let start = crate::projection::scan_start(
+        &base,
+        cursor.map(|(t, p)| [&base[..], &time_key(t), b"\x00", &p.to_be_bytes()].concat()),
+        filter.to,
+    );
     let floor = filter.from.map(time_key);
     let mut items = Vec::new();
     let mut scanned = 0usize;
     for entry in view.scan(&base, start.as_deref(), true) {
         let (k, v) = entry?;
         let rest = &k[base.len()..];
-        if rest.len() != 17 {
+        if rest.len() != ENTRY_TAIL {
             continue;
         }
         if let Some(f) = floor
@@ -273,7 +294,7 @@ pub fn query(
         {
             break;
         }
-        let p = u64::from_be_bytes(rest[9..17].try_into().unwrap_or_default());
+        let p = Position::from_be_bytes(rest[9..].try_into().unwrap_or_default());
         if cursor.is_some_and(|(_, cp)| cp == p) {
             continue;
         }
@@ -281,7 +302,7 @@ pub fn query(
         // Scanning the time index reads the rows themselves; any other
         // index leads to the row by its time and position.
         let row = if v.is_empty() {
-            view.get_json::<AccessRow>(&row_key(&rest[..8], &rest[9..17]))?
+            view.get_json::<AccessRow>(&row_key(&rest[..8], &rest[9..]))?
         } else {
             Some(crate::view::decode_row::<AccessRow>(&v)?)
         };
@@ -293,7 +314,12 @@ pub fn query(
             && filter.purpose.is_none_or(|pu| row.purpose == Some(pu))
             && (!filter.break_glass_only || row.break_glass)
             && (!filter.denied_only || !row.allowed);
-        let cursor_here = format!("{}_{}", row.at.timestamp_micros(), row.position);
+        let cursor_here = format!(
+            "{}_{}_{}",
+            row.at.timestamp_micros(),
+            row.position.commit,
+            row.position.prepare
+        );
         if keep {
             items.push(row);
         }

@@ -277,12 +277,21 @@ fn cursor_of(row: &CallRow) -> String {
     format!("{}_{}", row.started_at.timestamp_micros(), row.id)
 }
 
-fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, String)> {
-    let (t, id) = cursor.split_once('_')?;
-    Some((
-        DateTime::from_timestamp_micros(t.parse().ok()?)?,
-        id.to_owned(),
-    ))
+fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), ProjectionError> {
+    let bad = || {
+        ProjectionError::invalid(
+            "after",
+            format!("`{cursor}` is not a cursor this search gave (pass back its nextCursor)"),
+        )
+    };
+    let (t, id) = cursor.split_once('_').ok_or_else(bad)?;
+    let t = t
+        .parse()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    id.parse::<CallId>().map_err(|_| bad())?;
+    Ok((t, id.to_owned()))
 }
 
 /// A row by call id.
@@ -310,12 +319,23 @@ pub fn search(
         Some(v) => key(&[prefix, v.as_bytes(), b""]),
         None => key(&[prefix, b""]),
     };
-    let cursor = after.and_then(parse_cursor);
-    let start = match (&cursor, filter.started_to) {
-        (Some((t, id)), _) => Some([&base[..], &time_key(*t), b"\x00", id.as_bytes()].concat()),
-        (None, Some(to)) => Some([&base[..], &time_key(to), b"\x00\xff"].concat()),
-        (None, None) => None,
-    };
+    crate::projection::check_range("startedTo", filter.started_from, filter.started_to)?;
+    if let (Some(min), Some(max)) = (filter.min_duration_seconds, filter.max_duration_seconds)
+        && min > max
+    {
+        return Err(ProjectionError::invalid(
+            "maxDurationSeconds",
+            format!("{max} is below minDurationSeconds {min}"),
+        ));
+    }
+    let cursor = after.map(parse_cursor).transpose()?;
+    let start = crate::projection::scan_start(
+        &base,
+        cursor
+            .as_ref()
+            .map(|(t, id)| [&base[..], &time_key(*t), b"\x00", id.as_bytes()].concat()),
+        filter.started_to,
+    );
     let floor = filter.started_from.map(time_key);
     let mut items = Vec::new();
     let mut scanned = 0;

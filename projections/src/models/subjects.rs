@@ -155,15 +155,19 @@ impl Projection for Subjects {
     }
 }
 
-/// Every call of these numbers, newest first.
+/// Every call of these numbers, newest first: at most `limit`, and
+/// whether there were more.
 pub fn lookup(
     view: &ViewDb,
     numbers: &[PhoneNumber],
     limit: usize,
-) -> Result<Vec<SubjectCall>, ProjectionError> {
+) -> Result<(Vec<SubjectCall>, bool), ProjectionError> {
     let mut out = Vec::new();
+    // Each number's newest `limit + 1` calls: enough to merge the newest
+    // `limit` across all numbers and to know whether any were left out.
     for n in numbers {
         let base = key(&[b"n", n.as_e164().as_bytes(), b""]);
+        let mut taken = 0;
         for entry in view.scan(&base, None, true) {
             let (k, _) = entry?;
             let rest = &k[base.len()..];
@@ -173,8 +177,9 @@ pub fn lookup(
             let call = String::from_utf8_lossy(&rest[9..]).into_owned();
             if let Some(row) = view.get_json::<SubjectCall>(&row_key(&call))? {
                 out.push(row);
+                taken += 1;
             }
-            if out.len() >= limit {
+            if taken > limit {
                 break;
             }
         }
@@ -185,6 +190,7 @@ pub fn lookup(
             .then(a.call_id.cmp(&b.call_id))
     });
     out.dedup_by(|a, b| a.call_id == b.call_id);
+    let more = out.len() > limit;
     out.truncate(limit);
-    Ok(out)
+    Ok((out, more))
 }
