@@ -287,12 +287,20 @@ pub fn parse_ttl(text: &str) -> Result<chrono::Duration, String> {
     let n: i64 = number
         .parse()
         .map_err(|_| format!("`{text}` is not a duration such as 8h, 30m or 7d"))?;
-    match unit {
-        "s" | "" => Ok(chrono::Duration::seconds(n)),
-        "m" => Ok(chrono::Duration::minutes(n)),
-        "h" => Ok(chrono::Duration::hours(n)),
-        "d" => Ok(chrono::Duration::days(n)),
-        _ => Err(format!("`{text}`: the unit must be s, m, h or d")),
+    let ttl = match unit {
+        "s" | "" => chrono::Duration::try_seconds(n),
+        "m" => chrono::Duration::try_minutes(n),
+        "h" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
+        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
+    };
+    match ttl {
+        Some(ttl) if ttl > chrono::Duration::zero() && ttl <= MAX_TTL => Ok(ttl),
+        _ => Err(format!(
+            "`{text}`: a token lives more than nothing and at most {} days ({}h)",
+            MAX_TTL.num_days(),
+            MAX_TTL.num_hours()
+        )),
     }
 }
 
@@ -537,5 +545,10 @@ mod tests {
         assert_eq!(parse_ttl("90").unwrap(), chrono::Duration::seconds(90));
         assert!(parse_ttl("8 parsecs").is_err());
         assert!(parse_ttl("h").is_err());
+        assert_eq!(parse_ttl("30d").unwrap(), MAX_TTL);
+        for too_long in ["31d", "721h", "0", "0m", "99999999999999d"] {
+            let e = parse_ttl(too_long).unwrap_err();
+            assert!(e.contains("at most 30 days"), "{too_long}: {e}");
+        }
     }
 }

@@ -209,7 +209,8 @@ pub enum StateCommand {
 pub enum MigrateCommand {
     /// Read the whole log, upcast and decode every event; print counts per
     /// type and stored version and the upcasters that apply; name every
-    /// event that fails (stream, revision, reason) and exit non-zero.
+    /// event that fails (stream, revision, position, reason) and exit
+    /// non-zero.
     Check,
 }
 
@@ -429,7 +430,14 @@ fn operator_token(config: &Config) -> anyhow::Result<String> {
     let admin = config.auth.bootstrap_admin.as_ref().ok_or_else(|| {
         anyhow::anyhow!("set CALLVAULT_TOKEN to an administrator's token to talk to the service")
     })?;
-    Ok(authenticator(config)?.issue(admin, Utc::now(), chrono::Duration::minutes(5))?)
+    authenticator(config)?
+        .issue(admin, Utc::now(), chrono::Duration::minutes(5))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot sign a token to talk to the running service ({e}): \
+                 set CALLVAULT_TOKEN to an administrator's token"
+            )
+        })
 }
 
 /// Grants the configured first administrator their role, once: only if
@@ -554,23 +562,7 @@ async fn projections_command(
             let bar = progress_bar(&names.join(", "));
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                let status = projections.status().await?;
-                let rebuilding: Vec<_> = status
-                    .iter()
-                    .filter(|s| names.contains(&s.name.as_str()))
-                    .filter_map(|s| s.rebuild.clone())
-                    .collect();
-                if let Some(err) = rebuilding.iter().find_map(|r| r.error.clone()) {
-                    bar.abandon();
-                    anyhow::bail!("the rebuild failed: {err}");
-                }
-                let fraction = rebuilding.iter().map(|r| r.fraction()).sum::<f64>()
-                    / rebuilding.len().max(1) as f64;
-                let applied: u64 = rebuilding.iter().map(|r| r.applied_events).sum();
-                bar.set_position((fraction * 1000.0) as u64);
-                bar.set_message(format!("{applied} events folded"));
-                if rebuilding.iter().all(|r| r.finished) {
-                    bar.finish_with_message(format!("{applied} events folded; switched"));
+                if show_rebuild(&bar, &projections, &names).await? {
                     break;
                 }
             }
@@ -580,6 +572,35 @@ async fn projections_command(
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Moves `bar` to where the rebuilds of `names` are; true once all have
+/// switched.
+async fn show_rebuild(
+    bar: &indicatif::ProgressBar,
+    projections: &Projections,
+    names: &[&str],
+) -> anyhow::Result<bool> {
+    let status = projections.status().await?;
+    let rebuilding: Vec<_> = status
+        .iter()
+        .filter(|s| names.contains(&s.name.as_str()))
+        .filter_map(|s| s.rebuild.clone())
+        .collect();
+    if let Some(err) = rebuilding.iter().find_map(|r| r.error.clone()) {
+        bar.abandon();
+        anyhow::bail!("the rebuild failed: {err}");
+    }
+    let fraction =
+        rebuilding.iter().map(|r| r.fraction()).sum::<f64>() / rebuilding.len().max(1) as f64;
+    let applied: u64 = rebuilding.iter().map(|r| r.applied_events).sum();
+    bar.set_position((fraction * 1000.0) as u64);
+    bar.set_message(format!("{applied} events folded"));
+    let done = !rebuilding.is_empty() && rebuilding.iter().all(|r| r.finished);
+    if done {
+        bar.finish_with_message(format!("{applied} events folded; switched"));
+    }
+    Ok(done)
 }
 
 pub(crate) fn progress_bar(what: &str) -> indicatif::ProgressBar {
@@ -741,13 +762,33 @@ async fn retention_command(config: Config, command: RetentionCommand) -> anyhow:
             }
             if owed || destroyed_any(&report) {
                 let projections = open_projections(&config, &registry).await?;
-                if !json {
+                let names = callvault_projections::WITH_PERSONAL_DATA;
+                let bar = if json {
+                    indicatif::ProgressBar::hidden()
+                } else {
                     println!(
                         "Rebuilding the read models that held personal data ({}) …",
-                        callvault_projections::WITH_PERSONAL_DATA.join(", ")
+                        names.join(", ")
                     );
+                    progress_bar(&names.join(", "))
+                };
+                {
+                    let compaction = projections.compact();
+                    tokio::pin!(compaction);
+                    loop {
+                        tokio::select! {
+                            done = &mut compaction => {
+                                done?;
+                                bar.finish();
+                                break;
+                            }
+                            () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                                show_rebuild(&bar, &projections, &names).await?;
+                            }
+                        }
+                    }
                 }
-                projections.compact().await?;
+                projections.shutdown().await;
             } else {
                 compaction::clear_due(&models)?;
             }
@@ -1322,7 +1363,11 @@ async fn copy_command(from: &str, to: &str, max_events: Option<u64>) -> anyhow::
     if summary.stopped_early {
         println!("stopped after --max-events; run the same command again to continue");
     } else {
-        println!("done: run `callvault verify` on the target and compare the digest");
+        println!(
+            "done: verify the target and compare its digest with the source's: \
+             `CALLVAULT_DATA_DIR=<target folder> callvault verify`, or for a cluster \
+             `CALLVAULT_STORE_BACKEND=eventstoredb CALLVAULT_STORE_URL=<url> callvault verify`"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

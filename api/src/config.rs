@@ -327,24 +327,30 @@ impl Config {
 
         let raw_retention = raw.retention.unwrap_or_default();
         let default_policy = callvault_domain::RetentionPolicy::default();
-        let number = |setting: &'static str, var: &str, from_file: Option<u64>, default: u64| {
+        // A whole number and where it came from (for errors about its range).
+        let number_at = |setting: &'static str, var: &str, from_file: Option<u64>, default: u64| {
             let (text, origin) = pick(var, from_file.map(|n| n.to_string()), &default.to_string());
-            text.trim()
-                .parse::<u64>()
-                .map_err(|_| ConfigError::Invalid {
+            match text.trim().parse::<u64>() {
+                Ok(n) => Ok((n, origin)),
+                Err(_) => Err(ConfigError::Invalid {
                     setting,
                     origin,
                     reason: format!("`{text}` is not a whole number"),
-                })
+                }),
+            }
+        };
+        let number = |setting: &'static str, var: &str, from_file: Option<u64>, default: u64| {
+            number_at(setting, var, from_file, default).map(|(n, _)| n)
         };
         let months = |setting, var, from_file: Option<u32>, default: u32| {
-            let n = number(setting, var, from_file.map(u64::from), u64::from(default))?;
+            let (n, origin) =
+                number_at(setting, var, from_file.map(u64::from), u64::from(default))?;
             u32::try_from(n)
                 .ok()
                 .filter(|m| (1..=1200).contains(m))
                 .ok_or_else(|| ConfigError::Invalid {
                     setting,
-                    origin: "configuration".into(),
+                    origin,
                     reason: format!("{n} months is not between 1 and 1200"),
                 })
         };
@@ -494,7 +500,7 @@ impl Config {
                     SmtpTls::Implicit => 465,
                     _ => 587,
                 };
-                let port = number(
+                let (port, origin) = number_at(
                     "smtp.port",
                     "CALLVAULT_SMTP_PORT",
                     raw_smtp.port.map(u64::from),
@@ -502,7 +508,7 @@ impl Config {
                 )?;
                 let port = u16::try_from(port).map_err(|_| ConfigError::Invalid {
                     setting: "smtp.port",
-                    origin: "configuration".into(),
+                    origin,
                     reason: format!("{port} is not a port"),
                 })?;
                 let (from, origin) = pick(
@@ -625,6 +631,36 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("`listen`"), "{msg}");
         assert!(msg.contains("CALLVAULT_LISTEN"), "{msg}");
+    }
+
+    #[test]
+    fn a_number_out_of_range_names_where_it_came_from() {
+        let err = Config::load(None, &env(&[("CALLVAULT_RETENTION_RECORDING_MONTHS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retention.recording_months"), "{err}");
+        assert!(
+            err.contains("CALLVAULT_RETENTION_RECORDING_MONTHS"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callvault.toml");
+        std::fs::write(&file, "[retention]\nrecording_months = 0\n").unwrap();
+        let err = Config::load(Some(&file), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("callvault.toml"), "{err}");
+        let err = Config::load(
+            None,
+            &env(&[
+                ("CALLVAULT_SMTP_HOST", "mail"),
+                ("CALLVAULT_SMTP_PORT", "70000"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("smtp.port"), "{err}");
+        assert!(err.contains("CALLVAULT_SMTP_PORT"), "{err}");
     }
 
     #[test]

@@ -600,6 +600,7 @@ impl Runner {
             }
         }
         let mut sub = self.store.subscribe_all(start).await?;
+        let mut catching_up = CatchUp::new(&members, start, target, rebuilding);
         loop {
             // Switch rebuilt builds that have caught up (also when the log
             // is empty or the build was already there).
@@ -650,6 +651,7 @@ impl Runner {
                 }
             }
             self.apply_batch(&mut members, batch).await?;
+            catching_up.report(&members);
             if stopping {
                 return settle(&members);
             }
@@ -790,6 +792,76 @@ fn settle(members: &[Member]) -> Result<(), ProjectionError> {
         }
     }
     Ok(())
+}
+
+/// Says in the log how a group's catch-up goes — at a start after an
+/// upgrade or a `demo seed`, or in a rebuild, that can take minutes while
+/// queries wait — every [`REPORT_EVERY`], and once when it reached the
+/// head it set out for.
+struct CatchUp {
+    models: String,
+    target: Option<Position>,
+    from: u64,
+    last: Instant,
+    done: bool,
+}
+
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+impl CatchUp {
+    fn new(
+        members: &[Member],
+        start: Option<Position>,
+        target: Option<Position>,
+        rebuilding: bool,
+    ) -> Self {
+        let models = members
+            .iter()
+            .map(|m| m.slot.name())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let from = start.map_or(0, |p| p.commit);
+        let done = target.is_none_or(|t| Some(t) <= start);
+        if !done {
+            tracing::info!(
+                models = %models,
+                from,
+                to = target.map_or(0, |t| t.commit),
+                "{} read models from the log",
+                if rebuilding { "rebuilding" } else { "catching up" }
+            );
+        }
+        Self {
+            models,
+            target,
+            from,
+            last: Instant::now(),
+            done,
+        }
+    }
+
+    fn report(&mut self, members: &[Member]) {
+        if self.done {
+            return;
+        }
+        let Some(target) = self.target else { return };
+        let at = members.iter().map(|m| m.checkpoint).min().flatten();
+        if at >= Some(target) {
+            self.done = true;
+            tracing::info!(models = %self.models, position = target.commit, "read models caught up with the log");
+        } else if self.last.elapsed() >= REPORT_EVERY {
+            self.last = Instant::now();
+            let at = at.map_or(0, |p| p.commit);
+            let span = target.commit.saturating_sub(self.from).max(1);
+            let percent = at.saturating_sub(self.from) as f64 * 100.0 / span as f64;
+            tracing::info!(
+                models = %self.models,
+                position = at,
+                target = target.commit,
+                "read models catching up: {percent:.0}%"
+            );
+        }
+    }
 }
 
 /// One build's share of a batch: its fold, its storage, its checkpoint.
