@@ -551,6 +551,71 @@ async fn searches_leave_restricted_calls_out_unless_the_law_allows() {
 }
 
 #[tokio::test]
+async fn while_an_upgrade_rebuilds_calls_a_restriction_still_keeps_the_call_out() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+    /// Lets the held rebuild go however the test ends.
+    struct Release(Arc<AtomicBool>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::SeqCst);
+        }
+    }
+    let app = TestApp::new().await;
+    let (call, _) = recorded_call(&app, "anna.agent").await;
+    let count = |v: &Value| v["data"]["search"]["items"].as_array().map(Vec::len);
+    let found = app
+        .gql_as("kaisa.case", SEARCH, json!({"purpose": "verification"}))
+        .await;
+    assert_eq!(count(&found), Some(1), "{found}");
+
+    let hold = Arc::new(AtomicBool::new(true));
+    let release = Release(hold.clone());
+    let app = app.upgrading_calls(hold).await;
+    assert!(app.projections.is_stale("calls"));
+    let restricted = app
+        .gql_as(
+            "kaisa.case",
+            "mutation($i: RestrictProcessingInput!) { restrictProcessing(input: $i) { call { restricted } } }",
+            json!({"i": {"callId": call, "caseReference": "DSR-3", "reason": "accuracy contested"}}),
+        )
+        .await;
+    assert_eq!(
+        restricted["data"]["restrictProcessing"]["call"]["restricted"], true,
+        "{restricted}"
+    );
+    // The answering build has not seen the restriction; the answers have.
+    assert!(app.projections.is_stale("calls"));
+    let verify = app
+        .gql_as("kaisa.case", SEARCH, json!({"purpose": "verification"}))
+        .await;
+    assert_eq!(count(&verify), Some(0), "{verify}");
+    let legal = app
+        .gql_as("kaisa.case", SEARCH, json!({"purpose": "legal_claim"}))
+        .await;
+    assert_eq!(count(&legal), Some(1), "{legal}");
+    let own = open(&app, "anna.agent", &call, "verification").await;
+    assert_eq!(error_code(&own), "FORBIDDEN", "{own}");
+
+    // Once the rebuild has taken over, the same answers from the model.
+    drop(release);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        app.projections.wait_for_rebuilds(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!app.projections.is_stale("calls"));
+    let verify = app
+        .gql_as("kaisa.case", SEARCH, json!({"purpose": "verification"}))
+        .await;
+    assert_eq!(count(&verify), Some(0), "{verify}");
+}
+
+#[tokio::test]
 async fn the_first_administrator_comes_from_configuration_once() {
     let dir = tempfile::tempdir().unwrap();
     let config = callvault::config::Config::load(

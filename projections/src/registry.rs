@@ -315,6 +315,15 @@ impl Projections {
             .ok_or_else(|| ProjectionError::Unknown(name.to_owned()))
     }
 
+    /// Whether `name` answers from an older build that no longer follows
+    /// the log (its rebuild after an upgrade is under way): callers that
+    /// decide on personal data then ask the log instead.
+    pub fn is_stale(&self, name: &str) -> bool {
+        self.slots
+            .get(name)
+            .is_some_and(|s| s.stale.read().map(|v| *v).unwrap_or(true))
+    }
+
     pub fn names(&self) -> Vec<&'static str> {
         self.slots.keys().copied().collect()
     }

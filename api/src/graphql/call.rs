@@ -101,6 +101,17 @@ pub struct CallView {
     pub holds: Vec<Hold>,
 }
 
+/// A call as the log has it now; `None` if there is no such call.
+pub(crate) async fn from_log(
+    registry: &crate::service::Registry,
+    id: CallId,
+) -> Result<Option<CallView>, AppError> {
+    let loaded = registry.load::<Call>(&id).await?;
+    Ok(loaded
+        .revision
+        .and_then(|revision| CallView::from_state(&loaded.state, revision)))
+}
+
 impl CallView {
     pub(crate) fn from_state(state: &CallState, revision: Revision) -> Option<Self> {
         let call = state.call.as_ref()?;
@@ -350,15 +361,24 @@ impl CallQuery {
                 case_reference: case_reference.clone(),
                 reason: reason.clone(),
             };
-            let view = super::read::view(ctx, callvault_projections::models::calls::NAME).await?;
-            let row = tokio::task::spawn_blocking(move || {
-                callvault_projections::models::calls::get(&view, call_id)
-            })
-            .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("query task failed: {e}")))?
-            .map_err(super::read::projection_error)?;
+            let calls = callvault_projections::models::calls::NAME;
+            let row = if super::read::stale(ctx, calls) {
+                // The answering build no longer follows the log: whether
+                // the call is restricted, and what it says, comes from the
+                // log.
+                from_log(registry, call_id).await?
+            } else {
+                let view = super::read::view(ctx, calls).await?;
+                tokio::task::spawn_blocking(move || {
+                    callvault_projections::models::calls::get(&view, call_id)
+                })
+                .await
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("query task failed: {e}")))?
+                .map_err(super::read::projection_error)?
+                .map(CallView::from)
+            };
             let target = row.as_ref().map(|r| Target {
-                relation: caller.relation(&r.agent),
+                relation: caller.relation(&r.agent_id),
                 restricted: r.restricted,
                 recording_purged: false,
             });
@@ -384,7 +404,7 @@ impl CallQuery {
                 return Ok(None);
             };
             crate::access::record_open(registry, &caller, &attempt, granted).await?;
-            Ok(Some(CallView::from(row)))
+            Ok(Some(row))
         }
         .await
         .map_err(gql_error)

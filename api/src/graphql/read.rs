@@ -28,6 +28,12 @@ use callvault_domain::policy::{self, Action};
 /// Most items one page returns.
 pub const MAX_PAGE: usize = 100;
 
+/// Whether the read model `name` answers from an older build that no
+/// longer follows the log (an upgrade's rebuild is under way).
+pub(crate) fn stale(ctx: &async_graphql::Context<'_>, name: &str) -> bool {
+    ctx.data::<Projections>().is_ok_and(|p| p.is_stale(name))
+}
+
 /// The read model `name`, once it has folded in every command written
 /// through this service (read your own writes). The models that show
 /// accesses — the access audit and the data-subject view (who listened and
@@ -497,13 +503,36 @@ impl ReadQuery {
                 .agents
                 .map(|agents| agents.iter().map(ToString::to_string).collect());
             let role = scope.role;
+            let exclude_restricted = filter.exclude_restricted;
+            let caller_number = filter.caller.as_ref().map(|c| c.as_e164().to_owned());
             let view = view(ctx, calls::NAME).await?;
             let page =
                 blocking(move || calls::search(&view, &filter, after.as_deref(), limit)).await?;
-            let results = page
-                .items
+            let items: Vec<CallView> = if stale(ctx, calls::NAME) {
+                // An older build that no longer follows the log may not
+                // know of restrictions, rectifications or purges since
+                // the upgrade began: each call shown is as the log has it.
+                let mut fresh = Vec::new();
+                for row in &page.items {
+                    let Ok(id) = row.id.parse() else { continue };
+                    let Some(call) = super::call::from_log(registry, id).await? else {
+                        continue;
+                    };
+                    let shown = !(exclude_restricted && call.restricted)
+                        && caller_number
+                            .as_ref()
+                            .is_none_or(|n| call.caller_number.as_deref() == Some(n.as_str()));
+                    if shown {
+                        fresh.push(call);
+                    }
+                }
+                fresh
+            } else {
+                page.items.into_iter().map(CallView::from).collect()
+            };
+            let results = items
                 .iter()
-                .filter_map(|r| r.id.parse().ok().map(ContactRef::Call))
+                .filter_map(|c| c.id.parse().ok().map(ContactRef::Call))
                 .collect();
             let logged =
                 callvault_domain::Event::from(callvault_domain::access::ContactHistorySearched {
@@ -517,7 +546,7 @@ impl ReadQuery {
                 });
             crate::audio::record_access(registry, &caller.id, &[logged]).await?;
             Ok(CallConnection {
-                items: page.items.into_iter().map(CallView::from).collect(),
+                items,
                 next_cursor: page.next_cursor,
             })
         }
@@ -662,8 +691,9 @@ impl ReadQuery {
                 .iter()
                 .map(|n| PhoneNumber::parse(n).map_err(|e| AppError::invalid("phoneNumbers", e)))
                 .collect::<Result<Vec<_>, _>>()?;
+            let wanted: Vec<String> = numbers.iter().map(|n| n.as_e164().to_owned()).collect();
             let view = view(ctx, subjects::NAME).await?;
-            let (calls, more) =
+            let (mut calls, more) =
                 blocking(move || subjects::lookup(&view, &numbers, SUBJECT_MAX_CALLS)).await?;
             if more {
                 // An answer to the subject must be whole (R17): say so
@@ -675,6 +705,32 @@ impl ReadQuery {
                          answer in one response; ask one number at a time"
                     ),
                 ));
+            }
+            if stale(ctx, subjects::NAME) {
+                // An older build that no longer follows the log: a call is
+                // shown only if the log still gives it one of these
+                // numbers, with its recordings as the log has them.
+                let mut fresh = Vec::new();
+                for mut c in calls {
+                    let Ok(id) = c.call_id.parse() else { continue };
+                    let Some(call) = super::call::from_log(registry, id).await? else {
+                        continue;
+                    };
+                    if !call
+                        .caller_number
+                        .as_ref()
+                        .is_some_and(|n| wanted.contains(n))
+                    {
+                        continue;
+                    }
+                    for r in &mut c.recordings {
+                        if let Some(now) = call.recordings.iter().find(|x| x.id.as_str() == r.id) {
+                            r.purged_at = now.purged_at;
+                        }
+                    }
+                    fresh.push(c);
+                }
+                calls = fresh;
             }
             let logged =
                 callvault_domain::Event::from(callvault_domain::access::ContactHistorySearched {

@@ -151,6 +151,46 @@ impl TestApp {
         }
     }
 
+    /// Reopens the read models as if an upgrade had bumped `calls`' code
+    /// version: the old build keeps answering, no longer following the
+    /// log, while its rebuild waits as long as `hold` is set.
+    pub async fn upgrading_calls(self, hold: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        let TestApp {
+            dir,
+            router,
+            registry,
+            projections,
+            store,
+            clock,
+        } = self;
+        drop(router);
+        projections.shutdown().await;
+        let mut models = callvault_projections::all(RetentionPolicy::default());
+        models.retain(|m| m.name() != callvault_projections::models::calls::NAME);
+        models.push(Arc::new(HeldCallsUpgrade { hold }));
+        let projections = Projections::open(
+            dir.path().join("projections"),
+            store.clone(),
+            registry.journal().clone(),
+            models,
+        )
+        .await
+        .unwrap();
+        Self {
+            router: app(AppState::new(
+                registry.clone(),
+                projections.clone(),
+                MAX_UPLOAD,
+                std::sync::Arc::new(authenticator()),
+            )),
+            projections,
+            registry,
+            store,
+            clock,
+            dir,
+        }
+    }
+
     pub fn set_now(&self, t: &str) {
         *self.clock.0.lock().unwrap() = t.parse().unwrap();
     }
@@ -327,4 +367,38 @@ pub fn cli(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `calls` one version on, whose fold waits while `hold` is set.
+struct HeldCallsUpgrade {
+    hold: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl callvault_projections::Projection for HeldCallsUpgrade {
+    fn name(&self) -> &'static str {
+        callvault_projections::models::calls::NAME
+    }
+
+    fn version(&self) -> u32 {
+        callvault_projections::models::calls::VERSION + 1
+    }
+
+    fn config(&self) -> String {
+        callvault_projections::models::calls::Calls.config()
+    }
+
+    fn cache_bytes(&self) -> u64 {
+        callvault_projections::models::calls::Calls.cache_bytes()
+    }
+
+    fn apply(
+        &self,
+        tx: &mut callvault_projections::view::Tx<'_>,
+        envelope: &callvault_projections::Envelope,
+    ) -> Result<(), callvault_projections::ProjectionError> {
+        while self.hold.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        callvault_projections::models::calls::Calls.apply(tx, envelope)
+    }
 }
