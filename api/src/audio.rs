@@ -122,6 +122,9 @@ async fn upload_inner(
         return Err(too_large(state.max_upload_bytes));
     }
 
+    // One upload of a recording at a time: a client's retry while its
+    // first attempt still streams is told so, rather than racing it.
+    let _in_flight = UploadInFlight::claim(recording_id)?;
     // The call must exist and still hold its data.
     let loaded = registry.load::<Call>(&call_id).await?;
     let call = loaded
@@ -140,11 +143,17 @@ async fn upload_inner(
             "recording {recording_id} is already stored"
         )));
     }
-    let bucket = expiry_bucket(
-        registry
-            .policy()
-            .recording_expires_at(call.ended_at.unwrap_or(call.started_at)),
-    );
+    // Where custody will keep it once stored: a held or restricted call's
+    // keys live in the hold bucket, never destroyed as a bucket.
+    let bucket = if loaded.state.controls.is_held() || loaded.state.controls.is_restricted() {
+        callvault_store::vault::Bucket::Hold
+    } else {
+        expiry_bucket(
+            registry
+                .policy()
+                .recording_expires_at(call.ended_at.unwrap_or(call.started_at)),
+        )
+    };
     let owner = KeyOwner::Recording(recording_id);
     let key = registry
         .with_vault(move |v| v.create_key(owner, bucket))
@@ -230,6 +239,46 @@ async fn upload_inner(
             // Nothing refers to the audio: don't keep it.
             let _ = registry.blobs().delete(recording_id);
             Err(e)
+        }
+    }
+}
+
+/// A recording id being uploaded in this process; released on drop.
+struct UploadInFlight(RecordingId);
+
+fn uploads_in_flight() -> &'static std::sync::Mutex<std::collections::HashSet<RecordingId>> {
+    static IN_FLIGHT: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashSet<RecordingId>>,
+    > = std::sync::OnceLock::new();
+    IN_FLIGHT.get_or_init(Default::default)
+}
+
+impl UploadInFlight {
+    fn claim(id: RecordingId) -> Result<Self, AppError> {
+        let mut set = uploads_in_flight()
+            .lock()
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("upload registry poisoned")))?;
+        if set.insert(id) {
+            Ok(Self(id))
+        } else {
+            Err(AppError::Conflict(format!(
+                "recording {id} is being uploaded right now; retry once that upload has finished"
+            )))
+        }
+    }
+}
+
+/// Whether recording `id` is being uploaded in this process right now.
+pub(crate) fn is_uploading(id: RecordingId) -> bool {
+    uploads_in_flight()
+        .lock()
+        .is_ok_and(|set| set.contains(&id))
+}
+
+impl Drop for UploadInFlight {
+    fn drop(&mut self) {
+        if let Ok(mut set) = uploads_in_flight().lock() {
+            set.remove(&self.0);
         }
     }
 }

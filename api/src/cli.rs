@@ -758,7 +758,7 @@ async fn retention_command(config: Config, command: RetentionCommand) -> anyhow:
                 print_run_report(&report, dry_run, registry.now());
             }
             if dry_run {
-                return Ok(ExitCode::SUCCESS);
+                return Ok(failures_exit(&report));
             }
             if owed || destroyed_any(&report) {
                 let projections = open_projections(&config, &registry).await?;
@@ -792,9 +792,22 @@ async fn retention_command(config: Config, command: RetentionCommand) -> anyhow:
             } else {
                 compaction::clear_due(&models)?;
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(failures_exit(&report))
         }
     }
+}
+
+/// Names the buckets a retention run could not purge (on stderr); a
+/// failing exit code if there were any.
+fn failures_exit(report: &retention::RunReport) -> ExitCode {
+    if report.failed.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    for f in &report.failed {
+        eprintln!("bucket {} was not purged: {}", f.bucket, f.error);
+    }
+    eprintln!("the other due buckets were handled; run again to retry these");
+    ExitCode::FAILURE
 }
 
 /// Whether a retention run destroyed anything (a key or an item).

@@ -59,7 +59,20 @@ pub struct RunReport {
     pub dry_run: bool,
     pub policy_version: u32,
     pub buckets: Vec<BucketReport>,
+    /// Buckets that could not be purged, and why: the run went on with
+    /// the others, and the next run tries these again.
+    pub failed: Vec<BucketFailure>,
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketFailure {
+    pub bucket: String,
+    pub error: String,
+}
+
+/// How long the key of a contact that has not ended, found in a due
+/// bucket, is put off before it is looked at again.
+const OPEN_CONTACT_RECHECK_DAYS: u64 = 30;
 
 /// Where each recording's call is, from one pass over the log.
 #[derive(Default)]
@@ -334,6 +347,7 @@ pub async fn run(
         dry_run,
         policy_version: registry.policy().version,
         buckets: Vec::new(),
+        failed: Vec::new(),
     };
     for bucket_status in status {
         let bucket = bucket_status.bucket;
@@ -345,9 +359,18 @@ pub async fn run(
         if !due {
             continue;
         }
-        report
-            .buckets
-            .push(purge_bucket(registry, bucket, &catalog, now, dry_run).await?);
+        // One bucket's trouble does not keep the others from their due
+        // destruction.
+        match purge_bucket(registry, bucket, &catalog, now, dry_run).await {
+            Ok(b) => report.buckets.push(b),
+            Err(e) => {
+                tracing::error!(bucket = %bucket, error = %e, "could not purge a due bucket; the next run tries again");
+                report.failed.push(BucketFailure {
+                    bucket: bucket.name(),
+                    error: e.to_string(),
+                });
+            }
+        }
     }
     if !dry_run {
         // Hygiene over the whole log (a start looks only at what is new
@@ -395,12 +418,35 @@ async fn purge_bucket(
         kek_destroyed: false,
     };
     let mut purged_recordings = Vec::new();
+    let later = Bucket::Expiry(now.date_naive() + chrono::Days::new(OPEN_CONTACT_RECHECK_DAYS));
+    let put_off = |owner: KeyOwner| async move {
+        if !dry_run {
+            registry
+                .with_vault(move |v| v.move_to(owner, later))
+                .await?;
+        }
+        Ok::<_, AppError>(format!(
+            "key moved to bucket {}, looked at again then",
+            later.name()
+        ))
+    };
     for owner in owners {
-        let d = disposition(registry, owner, catalog, now).await?;
         let outcome = |text: String| ItemOutcome {
             owner: owner.to_string(),
             outcome: text,
         };
+        // A recording still streaming in has a key but no event yet: it
+        // is not an orphan, and its key must outlive this bucket.
+        if let KeyOwner::Recording(r) = owner
+            && crate::audio::is_uploading(r)
+        {
+            let moved = put_off(owner).await?;
+            report
+                .kept
+                .push(outcome(format!("kept: its upload is in progress; {moved}")));
+            continue;
+        }
+        let d = disposition(registry, owner, catalog, now).await?;
         match d {
             None => report
                 .purged
@@ -417,6 +463,17 @@ async fn purge_bucket(
                 report
                     .purged
                     .push(outcome(format!("purged: expired {expired_at}")));
+            }
+            Some(Disposition::Open) => {
+                // A contact that never ended (its end event lost, say)
+                // keeps its data, but not the bucket: its key moves on to
+                // a later day, when it is looked at again.
+                let moved = put_off(owner).await?;
+                report.kept.push(outcome(format!(
+                    "{}; {moved}",
+                    describe(&Disposition::Open)
+                )));
+                continue;
             }
             Some(other) => {
                 if !dry_run {

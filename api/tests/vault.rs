@@ -12,6 +12,8 @@ use axum::{
     http::{Request, StatusCode},
 };
 use callvault::retention;
+use callvault_domain::ContactRef;
+use callvault_store::vault::KeyOwner;
 use callvault_store::{
     AppendResult, Direction, EventStore, ExpectedRevision, NewEvent, Position, RecordedEvent,
     StoreError, StreamFrom, StreamName, Subscription, memory::MemoryStore,
@@ -219,6 +221,60 @@ async fn run_retention(app: &TestApp, now: &str) -> retention::RunReport {
 }
 
 #[tokio::test]
+async fn a_call_that_never_ended_does_not_stop_retention() {
+    let app = TestApp::new().await;
+    // Its end event never came; it shares its day's bucket with a call
+    // that ended, whose recording is due with it.
+    let started = app.start_call(json!({})).await;
+    let open = started["data"]["startCall"]["call"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{started}"))
+        .to_owned();
+    let (plain_call, plain_rec, _) = uploaded(&app, 5000).await;
+    let bucket_before = {
+        let id: callvault_domain::CallId = open.parse().unwrap();
+        app.registry
+            .vault()
+            .bucket_of(KeyOwner::Contact(ContactRef::Call(id)))
+            .unwrap()
+    };
+
+    let report = run_retention(&app, "2027-03-05T03:00:00Z").await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(report.buckets.iter().all(|b| b.kek_destroyed), "{report:?}");
+    assert_eq!(
+        app.play(&plain_call, &plain_rec, &[]).await.0,
+        StatusCode::GONE,
+        "the ended call's recording went"
+    );
+    let kept = report
+        .buckets
+        .iter()
+        .flat_map(|b| &b.kept)
+        .find(|k| k.owner.contains(&open))
+        .unwrap_or_else(|| panic!("the open call is reported kept: {report:?}"));
+    assert!(kept.outcome.contains("has not ended"), "{kept:?}");
+    // Its data is kept, under a key that moved to a later bucket.
+    let id: callvault_domain::CallId = open.parse().unwrap();
+    let bucket_after = app
+        .registry
+        .vault()
+        .bucket_of(KeyOwner::Contact(ContactRef::Call(id)))
+        .unwrap();
+    assert_ne!(bucket_after, bucket_before);
+    let seen = app
+        .gql(
+            "query($id: ID!) { call(id: $id, purpose: \"verification\") { callerNumber } }",
+            json!({"id": open}),
+        )
+        .await;
+    assert_eq!(
+        seen["data"]["call"]["callerNumber"], "+358401234567",
+        "{seen}"
+    );
+}
+
+#[tokio::test]
 async fn a_held_and_a_restricted_call_survive_retention_until_released() {
     let app = TestApp::new().await;
     let (held_call, held_rec, _) = uploaded(&app, 5000).await;
@@ -376,4 +432,107 @@ async fn concurrent_uploads_to_one_call_all_land() {
         8,
         "{read}"
     );
+}
+
+#[tokio::test]
+async fn a_second_upload_of_a_recording_while_the_first_streams_is_refused_and_harms_nothing() {
+    let app = TestApp::new().await;
+    let call = app.ended_call().await;
+    let rec = uuid::Uuid::now_v7().to_string();
+    let upload = |body: Body| {
+        Request::post(format!("/calls/{call}/recordings"))
+            .header("content-type", "audio/wav")
+            .header("x-recording-id", rec.as_str())
+            .header("authorization", common::bearer("telephony.pbx"))
+            .body(body)
+            .unwrap()
+    };
+    // The first upload streams slowly: half its audio, then a pause.
+    let data = audio(200_000);
+    let (tx, first) = streaming(&app, upload(Body::empty()));
+    tx.send(Ok(data[..100_000].to_vec().into())).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // A retry meanwhile is told the first is under way...
+    let (status, _, body) = app.request(upload(Body::from(audio(5000)))).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(String::from_utf8_lossy(&body).contains("being uploaded"));
+    // ...and the first completes, its audio whole.
+    tx.send(Ok(data[100_000..].to_vec().into())).await.unwrap();
+    drop(tx);
+    let response = first.await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (status, _, played) = app.play(&call, &rec, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(played, data);
+    // Once stored, the same id is refused as already stored.
+    let (status, _, body) = app.request(upload(Body::from(audio(5000)))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(String::from_utf8_lossy(&body).contains("already stored"));
+    assert_eq!(app.play(&call, &rec, &[]).await.2, data);
+}
+
+type Chunks = tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>;
+
+/// Sends `request` with a body fed through the returned sender, in a task.
+fn streaming(
+    app: &TestApp,
+    request: Request<Body>,
+) -> (Chunks, tokio::task::JoinHandle<axum::response::Response>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (parts, _) = request.into_parts();
+    let request = Request::from_parts(
+        parts,
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    );
+    let router = app.router.clone();
+    let task = tokio::spawn(async move {
+        use tower::ServiceExt;
+        router.oneshot(request).await.unwrap()
+    });
+    (tx, task)
+}
+
+#[tokio::test]
+async fn retention_keeps_the_key_of_a_recording_still_uploading() {
+    let app = TestApp::new().await;
+    let call = app.ended_call().await;
+    let rec: callvault_domain::RecordingId = uuid::Uuid::now_v7().to_string().parse().unwrap();
+    let request = Request::post(format!("/calls/{call}/recordings"))
+        .header("content-type", "audio/wav")
+        .header("x-recording-id", rec.to_string())
+        .header("authorization", common::bearer("telephony.pbx"))
+        .body(Body::empty())
+        .unwrap();
+    let (tx, upload) = streaming(&app, request);
+    tx.send(Ok(audio(50_000).into())).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let owner = KeyOwner::Recording(rec);
+    let before = app.registry.vault().bucket_of(owner).unwrap();
+    assert!(before.is_some(), "the upload made its key");
+
+    // The call's year is up while its recording still streams in.
+    let report = run_retention(&app, "2027-03-05T03:00:00Z").await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let kept = report
+        .buckets
+        .iter()
+        .flat_map(|b| &b.kept)
+        .find(|k| k.owner.contains(&rec.to_string()))
+        .unwrap_or_else(|| panic!("{report:?}"));
+    assert!(kept.outcome.contains("upload is in progress"), "{kept:?}");
+    let after = app.registry.vault().bucket_of(owner).unwrap();
+    assert!(
+        after.is_some() && after != before,
+        "its key was moved on, not destroyed: {after:?}"
+    );
+    // The upload then finds its call's data purged: nothing is stored.
+    drop(tx);
+    let response = upload.await.unwrap();
+    assert!(!response.status().is_success(), "{}", response.status());
+    assert!(!app.registry.blobs().exists(rec));
 }

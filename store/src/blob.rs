@@ -115,10 +115,17 @@ impl BlobWriter {
         key: &DataKey,
         segment: usize,
     ) -> Result<Self, BlobError> {
-        let tmp = path.with_extension("blob.tmp");
-        let file = File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
         let mut prefix = [0u8; 7];
         aws_lc_rs::rand::fill(&mut prefix).map_err(|_| VaultError::Random)?;
+        // A temporary file of this writer's own (named by its random
+        // nonce prefix, created only if new): two uploads of one
+        // recording never write into, or delete, each other's file.
+        let tmp = path.with_extension(format!("{}.blob.tmp", hex::encode(prefix)));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io(format!("creating {}", tmp.display())))?;
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(MAGIC);
         header[8..10].copy_from_slice(&VERSION.to_be_bytes());
@@ -414,8 +421,15 @@ impl BlobStore {
     /// Starts writing a recording's blob.
     pub fn create(&self, recording: RecordingId, key: &DataKey) -> Result<BlobWriter, BlobError> {
         let path = self.path(recording);
-        if let Some(dir) = path.parent() {
+        if let Some(dir) = path.parent()
+            && !dir.is_dir()
+        {
+            // A new shard folder: its entry in the blobs folder must be
+            // durable before a blob in it is.
             std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(format!("syncing {}", self.dir.display())))?;
         }
         BlobWriter::create(path, recording, key, self.segment)
     }

@@ -39,6 +39,10 @@ pub(crate) struct Wal {
     path: PathBuf,
     file: File,
     len: u64,
+    /// A failed write could not be cut off again: whatever follows it
+    /// would be lost at recovery (which stops at the damage), so nothing
+    /// more is appended until a restart repairs the file.
+    damaged: bool,
 }
 
 impl Wal {
@@ -66,6 +70,7 @@ impl Wal {
             path,
             file,
             len: good as u64,
+            damaged: false,
         };
         wal.truncate_to(good as u64)?;
         Ok((wal, batches))
@@ -77,6 +82,13 @@ impl Wal {
 
     /// Appends one batch and makes it durable.
     pub(crate) fn append(&mut self, ops: &Ops) -> Result<(), StoreError> {
+        if self.damaged {
+            return Err(io("appending to the write-ahead log", &self.path)(
+                std::io::Error::other(
+                    "an earlier failed write could not be cut off; restart the service to repair the log",
+                ),
+            ));
+        }
         let mut payload = Vec::with_capacity(
             4 + ops
                 .iter()
@@ -90,9 +102,17 @@ impl Wal {
             payload.extend_from_slice(&(v.len() as u32).to_be_bytes());
             payload.extend_from_slice(v);
         }
+        let Ok(payload_len) = u32::try_from(payload.len()) else {
+            return Err(io("appending to the write-ahead log", &self.path)(
+                std::io::Error::other(format!(
+                    "a batch of {} bytes is larger than a record can hold (4 GiB)",
+                    payload.len()
+                )),
+            ));
+        };
         let mut record = Vec::with_capacity(HEADER + payload.len());
         record.extend_from_slice(MAGIC);
-        record.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        record.extend_from_slice(&payload_len.to_be_bytes());
         record.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
         record.extend_from_slice(&payload);
         let written = self
@@ -101,7 +121,10 @@ impl Wal {
             .and_then(|()| self.file.sync_data());
         if let Err(e) = written {
             // Don't leave half a record for the next batch to follow.
-            let _ = self.truncate_to(self.len);
+            if let Err(cut) = self.truncate_to(self.len) {
+                tracing::error!(error = %cut, "could not cut a failed write off the write-ahead log; refusing further appends until a restart");
+                self.damaged = true;
+            }
             return Err(io("appending to the write-ahead log", &self.path)(e));
         }
         self.len += record.len() as u64;

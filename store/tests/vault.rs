@@ -261,3 +261,110 @@ fn vault_files_are_owner_only() {
         assert_eq!(mode & 0o777, 0o600, "{}", path.display());
     }
 }
+
+/// File KEKs whose next `destroy` fails once (a full disk, say).
+struct FailingDestroy {
+    inner: callvault_store::vault::FileKekStore,
+    fail_next: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl callvault_store::vault::KekStore for FailingDestroy {
+    fn list(&self) -> Result<Vec<(Bucket, u32)>, callvault_store::vault::VaultError> {
+        self.inner.list()
+    }
+    fn create(
+        &self,
+        bucket: Bucket,
+        generation: u32,
+    ) -> Result<(), callvault_store::vault::VaultError> {
+        self.inner.create(bucket, generation)
+    }
+    fn wrap(
+        &self,
+        bucket: Bucket,
+        generation: u32,
+        nonce: [u8; 12],
+        aad: &[u8],
+        buf: &mut Vec<u8>,
+    ) -> Result<(), callvault_store::vault::VaultError> {
+        self.inner.wrap(bucket, generation, nonce, aad, buf)
+    }
+    fn unwrap(
+        &self,
+        bucket: Bucket,
+        generation: u32,
+        nonce: [u8; 12],
+        aad: &[u8],
+        buf: &mut Vec<u8>,
+    ) -> Result<usize, callvault_store::vault::VaultError> {
+        self.inner.unwrap(bucket, generation, nonce, aad, buf)
+    }
+    fn destroy(
+        &self,
+        bucket: Bucket,
+        generation: u32,
+    ) -> Result<(), callvault_store::vault::VaultError> {
+        if self
+            .fail_next
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(callvault_store::vault::VaultError::Io {
+                context: "overwriting a KEK".into(),
+                source: std::io::Error::other("injected failure"),
+            });
+        }
+        self.inner.destroy(bucket, generation)
+    }
+}
+
+#[test]
+fn a_bucket_whose_kek_could_not_be_destroyed_is_destroyed_by_the_next_try() {
+    let dir = tempfile::tempdir().unwrap();
+    let fail_next = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let vault = KeyVault::open_with(
+        dir.path().to_owned(),
+        Box::new(FailingDestroy {
+            inner: callvault_store::vault::FileKekStore::open(dir.path().join("kek")).unwrap(),
+            fail_next,
+        }),
+    )
+    .unwrap();
+    vault.create_key(rec(1), day(3)).unwrap();
+    assert!(vault.destroy_bucket(day(3)).is_err());
+    // Its keys are already unusable, and the bucket is still listed, so
+    // the next run tries again...
+    assert!(matches!(vault.key(rec(1)).unwrap(), KeyLookup::Gone));
+    assert!(vault.status().unwrap().iter().any(|s| s.bucket == day(3)));
+    let kek_files = || -> Vec<String> {
+        std::fs::read_dir(dir.path().join("kek"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(kek_files().iter().any(|k| k.starts_with("2027-03-03")));
+    vault.destroy_bucket(day(3)).unwrap();
+    // ...and then no KEK file of it is left.
+    assert!(!vault.status().unwrap().iter().any(|s| s.bucket == day(3)));
+    let keks = kek_files();
+    assert!(
+        keks.iter().all(|k| !k.starts_with("2027-03-03")),
+        "{keks:?}"
+    );
+}
+
+#[test]
+fn a_second_opener_of_a_vault_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = KeyVault::open(dir.path()).unwrap();
+    first.create_key(rec(1), day(3)).unwrap();
+    // Its index lives in the first opener's memory: a second writer would
+    // replace key files under it.
+    let Err(e) = KeyVault::open(dir.path()) else {
+        panic!("a second opener got the vault");
+    };
+    assert!(e.to_string().contains("open in another process"), "{e}");
+    drop(first);
+    let again = KeyVault::open(dir.path()).unwrap();
+    assert!(matches!(again.key(rec(1)).unwrap(), KeyLookup::Live(_)));
+}

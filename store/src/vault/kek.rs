@@ -228,7 +228,9 @@ impl KekStore for FileKekStore {
                     .and_then(|()| f.sync_all())
                     .map_err(io_err(format!("overwriting {}", path.display())))?;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            // Gone already (a retry after a failed folder sync, say): make
+            // its removal durable.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return sync_dir(&self.dir),
             Err(e) => return Err(io_err(format!("opening {}", path.display()))(e)),
         }
         std::fs::remove_file(&path).map_err(io_err(format!("removing {}", path.display())))?;

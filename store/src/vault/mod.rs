@@ -222,6 +222,10 @@ pub enum VaultError {
     NoKey { owner: KeyOwner },
     #[error("key vault file {path} is damaged: {reason}")]
     Damaged { path: PathBuf, reason: String },
+    #[error(
+        "the key vault in {0} is open in another process (one process at a time holds a vault: stop the other, e.g. `callvault serve`)"
+    )]
+    InUse(PathBuf),
 }
 
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VaultError {
@@ -248,6 +252,11 @@ pub struct KeyVault {
     dir: PathBuf,
     keks: Box<dyn KekStore>,
     state: Mutex<State>,
+    /// Held (an exclusive lock on `LOCK`) while the vault is open: its
+    /// index and buckets live in this process's memory, so a second
+    /// process writing the same folder would overwrite key files and keep
+    /// using KEKs another has destroyed.
+    _lock: std::fs::File,
 }
 
 fn wrap_nonce() -> Result<[u8; NONCE_LEN], VaultError> {
@@ -268,6 +277,24 @@ impl KeyVault {
     /// Opens the vault with another KEK store (a KMS, a test double).
     pub fn open_with(dir: PathBuf, keks: Box<dyn KekStore>) -> Result<Self, VaultError> {
         kek::private_dir(&dir)?;
+        let lock_path = dir.join("LOCK");
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let lock = options
+            .open(&lock_path)
+            .map_err(io_err(format!("opening {}", lock_path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(VaultError::InUse(dir)),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io_err(format!("locking {}", lock_path.display()))(e));
+            }
+        }
         let wrapped_dir = dir.join("wrapped");
         kek::private_dir(&wrapped_dir)?;
         let live = keks.list()?;
@@ -307,6 +334,7 @@ impl KeyVault {
                 buckets: files,
                 next_seq,
             }),
+            _lock: lock,
         };
         // A move interrupted after writing the new copy: drop stale copies.
         {
@@ -504,14 +532,18 @@ impl KeyVault {
             return Err(VaultError::HoldIsNotDestroyed(bucket));
         }
         let mut state = self.lock()?;
-        let Some(file) = state.buckets.remove(&bucket) else {
+        let Some(file) = state.buckets.get(&bucket) else {
             return Ok(0);
         };
-        let n = file.len();
+        let (n, generation) = (file.len(), file.generation());
         // Forget the keys first, so no lookup can unwrap one from here on.
         state.index.retain(|_, e| e.bucket != bucket);
-        self.keks.destroy(bucket, file.generation())?;
-        file.delete()?;
+        // The bucket is let go only once its KEK is destroyed: if that
+        // fails, the next run finds the bucket still there and tries again.
+        self.keks.destroy(bucket, generation)?;
+        if let Some(file) = state.buckets.remove(&bucket) {
+            file.delete()?;
+        }
         Ok(n)
     }
 
