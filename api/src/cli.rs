@@ -1220,6 +1220,14 @@ async fn verify_command(
             format!("{} problem(s)", report.leftovers.len())
         }
     );
+    if s.times_back > 0 {
+        println!(
+            "note: {} event(s) carry a recorded time earlier than the event before them \
+             (a writer's clock stepped back, or concurrent writers on EventStoreDB); \
+             order is proven by positions and chains, not by these times",
+            s.times_back
+        );
+    }
     for l in &report.leftovers {
         eprintln!("NOT DESTROYED: {l}");
     }

@@ -177,6 +177,9 @@ pub(crate) fn plan_import(
             actual: head.map(|h| h.last),
         });
     }
+    // Positions are taken from a local counter and handed back only when
+    // every record passed: a refused import leaves no gap in the log.
+    let mut next = *next_sequence;
     let mut out = Vec::with_capacity(records.len());
     for (expected, mut r) in (first..).zip(records) {
         let broken = |why: &str| {
@@ -198,10 +201,11 @@ pub(crate) fn plan_import(
             return Err(broken("breaks the stream's hash chain"));
         }
         prev = r.metadata.hash;
-        r.position = Position::sequence(*next_sequence);
-        *next_sequence += 1;
+        r.position = Position::sequence(next);
+        next += 1;
         out.push(r);
     }
+    *next_sequence = next;
     Ok(out)
 }
 
@@ -211,4 +215,41 @@ pub(crate) fn result_of(written: &[RecordedEvent]) -> Option<AppendResult> {
         next_expected: last.revision,
         position: last.position,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventStore, memory::MemoryStore};
+
+    #[tokio::test]
+    async fn a_refused_import_hands_back_the_positions_it_took() {
+        let source = MemoryStore::new();
+        let stream = StreamName::new("call-1").unwrap();
+        let new = |n: u8| NewEvent {
+            id: Uuid::from_bytes([n; 16]),
+            event_type: "Thing".into(),
+            schema_version: 1,
+            payload: vec![n],
+            actor: "tester".into(),
+            correlation_id: None,
+            causation_id: None,
+        };
+        source
+            .append(&stream, ExpectedRevision::Any, vec![new(1), new(2)])
+            .await
+            .unwrap();
+        let mut records = source.read_all(None, 10).await.unwrap();
+        records[1].payload = vec![66];
+        let mut next = 10;
+        assert!(matches!(
+            plan_import(&stream, records.clone(), None, &mut next),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(next, 10, "the first record's position was handed back");
+        records.truncate(1);
+        let planned = plan_import(&stream, records, None, &mut next).unwrap();
+        assert_eq!(planned[0].position, Position::sequence(10));
+        assert_eq!(next, 11);
+    }
 }

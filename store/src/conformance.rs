@@ -112,6 +112,34 @@ pub async fn imported_events_keep_everything_but_their_position<S: EventStore + 
             .is_empty(),
         "a refused import writes nothing"
     );
+    // Refused at its second event, an import leaves the log's head where
+    // it was: no position is taken for the first.
+    let d = unique_stream("imported");
+    source
+        .append(&d, ExpectedRevision::Any, events(2))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut half_doctored = source
+        .read_stream(&d, StreamFrom::Start, Direction::Forwards, 2)
+        .await
+        .unwrap_or_default();
+    half_doctored[1].payload = b"{\"n\":666}".to_vec();
+    let head = store
+        .head_position()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    match store.import(half_doctored).await {
+        Err(StoreError::Corrupt(_)) => {}
+        other => panic!("importing a half-doctored run: expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .head_position()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        head,
+        "a refused import moves no position"
+    );
 }
 
 async fn last_revision<S: EventStore + ?Sized>(store: &S, stream: &StreamName) -> Option<Revision> {

@@ -556,8 +556,17 @@ impl KeyVault {
             return Ok(0);
         };
         let old_generation = old.generation();
+        // Only the owners' current copies: a stale one (left by a move
+        // whose clean-up failed) is not carried over, so the old KEK's
+        // destruction makes it unreadable, as a rotation should.
         let owners: Vec<(KeyOwner, Record)> = old
             .records()
+            .filter(|r| {
+                state
+                    .index
+                    .get(&r.owner)
+                    .is_some_and(|e| e.bucket == bucket && e.record.seq == r.seq)
+            })
             .filter_map(|r| KeyOwner::from_bytes(r.owner).map(|o| (o, r.clone())))
             .collect();
         let generation = old_generation + 1;
@@ -571,7 +580,9 @@ impl KeyVault {
             BucketFile::write_all(&self.dir.join("wrapped"), bucket, generation, &rewrapped)?;
         let old = state.buckets.insert(bucket, file);
         for r in rewrapped {
-            if let Some(e) = state.index.get_mut(&r.owner) {
+            if let Some(e) = state.index.get_mut(&r.owner)
+                && e.bucket == bucket
+            {
                 e.record = r;
             }
         }
