@@ -99,6 +99,9 @@ pub struct HistoryEntry {
     pub data: serde_json::Value,
     #[serde(skip)]
     pub event: Option<Event>,
+    /// The stored event (to decode it again with personal data withheld).
+    #[serde(skip)]
+    pub stored: Option<RecordedEvent>,
 }
 
 /// A page of history and where the next one starts.
@@ -131,6 +134,7 @@ fn entry(registry: &Registry, r: &RecordedEvent) -> (HistoryEntry, bool) {
             actor: r.metadata.actor.clone(),
             data,
             event,
+            stored: Some(r.clone()),
         },
         failed,
     )
@@ -681,4 +685,56 @@ pub async fn copy_log(
         }
     }
     Ok(summary)
+}
+
+/// `clear` with every personal field that `sealed` (the same event decoded
+/// without keys) shows as shredded replaced by `{"$withheld": reason}`.
+pub fn withhold(
+    clear: &serde_json::Value,
+    sealed: &serde_json::Value,
+    reason: &str,
+) -> serde_json::Value {
+    use serde_json::Value;
+    let shredded = serde_json::json!({"$shredded": true});
+    match (clear, sealed) {
+        (c, s) if *s == shredded && *c != shredded => serde_json::json!({ "$withheld": reason }),
+        (Value::Object(c), Value::Object(s)) => Value::Object(
+            c.iter()
+                .map(|(k, v)| {
+                    let w = s
+                        .get(k)
+                        .map_or_else(|| v.clone(), |sv| withhold(v, sv, reason));
+                    (k.clone(), w)
+                })
+                .collect(),
+        ),
+        (Value::Array(c), Value::Array(s)) => Value::Array(
+            c.iter()
+                .zip(s.iter().map(Some).chain(std::iter::repeat(None)))
+                .map(|(v, sv)| sv.map_or_else(|| v.clone(), |sv| withhold(v, sv, reason)))
+                .collect(),
+        ),
+        (c, _) => c.clone(),
+    }
+}
+
+/// Whether the processing of `contact` is restricted now (R19).
+pub async fn restricted_now(
+    registry: &Registry,
+    contact: callvault_domain::ContactRef,
+) -> Result<bool, AppError> {
+    Ok(match contact {
+        callvault_domain::ContactRef::Call(id) => registry
+            .load::<crate::service::Call>(&id)
+            .await?
+            .state
+            .controls
+            .is_restricted(),
+        callvault_domain::ContactRef::Chat(id) => registry
+            .load::<crate::service::Chat>(&id)
+            .await?
+            .state
+            .controls
+            .is_restricted(),
+    })
 }

@@ -492,9 +492,23 @@ async fn a_case_worker_serves_a_data_subject_without_handing_over_the_access_log
             json!({"i": {"callId": call, "callerNumber": "040 765 4321", "reason": "DSR-1: wrong number recorded"}}),
         )
         .await;
+    // A write's answer carries no personal data (reading it is a logged
+    // open); the open shows the rectified number.
     assert_eq!(
-        fixed["data"]["rectifyCall"]["call"]["callerNumber"], "+358407654321",
+        fixed["data"]["rectifyCall"]["call"]["callerNumber"],
+        Value::Null,
         "{fixed}"
+    );
+    let opened = app
+        .gql_as(
+            "kaisa.case",
+            CALL,
+            json!({"id": call, "purpose": "data_subject_request"}),
+        )
+        .await;
+    assert_eq!(
+        opened["data"]["call"]["callerNumber"], "+358407654321",
+        "{opened}"
     );
     assert!(app.types().await.contains(&"CallRectified".to_owned()));
     let two = app
@@ -547,6 +561,111 @@ async fn searches_leave_restricted_calls_out_unless_the_law_allows() {
             .as_str()
             .unwrap()
             .contains("restricted")
+    );
+}
+
+#[tokio::test]
+async fn a_write_answers_without_personal_data_it_did_not_bring() {
+    let app = TestApp::new().await;
+    let started = app.start_call(json!({})).await;
+    let call = &started["data"]["startCall"]["call"];
+    assert_eq!(
+        call["callerNumber"], "+358401234567",
+        "the start's own data"
+    );
+    let id = call["id"].as_str().unwrap().to_owned();
+    let end = || {
+        app.gql_as(
+            "telephony.pbx",
+            "mutation($i: EndCallInput!) { endCall(input: $i) { replayed call { status callerNumber agentName } } }",
+            json!({"i": {"callId": id}}),
+        )
+    };
+    for (answer, replayed) in [(end().await, false), (end().await, true)] {
+        let result = &answer["data"]["endCall"];
+        assert_eq!(result["replayed"], replayed, "{answer}");
+        assert_eq!(result["call"]["status"], "ENDED");
+        assert_eq!(result["call"]["callerNumber"], Value::Null, "{answer}");
+        assert_eq!(result["call"]["agentName"], Value::Null, "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_restriction_reaches_past_views_the_history_and_the_subject_view() {
+    let app = TestApp::new().await;
+    let (call, _) = recorded_call(&app, "anna.agent").await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let before = chrono::Utc::now().to_rfc3339();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let restricted = app
+        .gql_as(
+            "kaisa.case",
+            "mutation($i: RestrictProcessingInput!) { restrictProcessing(input: $i) { call { restricted } } }",
+            json!({"i": {"callId": call, "caseReference": "DSR-4", "reason": "accuracy contested"}}),
+        )
+        .await;
+    assert_eq!(restricted["errors"], Value::Null, "{restricted}");
+
+    // The call as it was before the restriction is restricted now too.
+    let as_of = "query($id: ID!, $at: DateTime!, $p: String!) { callAsOf(id: $id, at: $at, purpose: $p) { callerNumber } }";
+    let then = app
+        .gql_as(
+            "anna.agent",
+            as_of,
+            json!({"id": call, "at": before, "p": "verification"}),
+        )
+        .await;
+    assert_eq!(error_code(&then), "FORBIDDEN", "{then}");
+
+    // The history withholds its personal data unless the law allows.
+    let history = |purpose: &'static str| {
+        let app = &app;
+        let call = call.clone();
+        async move {
+            let answer = app
+                .gql_as(
+                    "aino.auditor",
+                    "query($s: String, $p: String!) { history(purpose: $p, filter: {stream: $s}) { items { eventType data } } }",
+                    json!({"s": format!("call-{call}"), "p": purpose}),
+                )
+                .await;
+            answer["data"]["history"]["items"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{answer}"))
+                .iter()
+                .find(|i| i["eventType"] == "CallStarted")
+                .unwrap()["data"]
+                .clone()
+        }
+    };
+    let verification = history("verification").await;
+    assert_eq!(
+        verification["caller"],
+        json!({"$withheld": "processing is restricted"}),
+        "{verification}"
+    );
+    assert_eq!(
+        verification["agent"], "anna.agent",
+        "what is not personal stays"
+    );
+    let legal = history("legal_claim").await;
+    assert_eq!(legal["caller"]["$pd"], "+358401234567", "{legal}");
+
+    // The subject view: only for the purposes the law allows.
+    let subject = |purpose: &'static str| {
+        app.gql_as(
+            "kaisa.case",
+            "query($p: String) { subject(phoneNumbers: [\"040 123 4567\"], purpose: $p) { callId } }",
+            json!({"p": purpose}),
+        )
+    };
+    let found = subject("verification").await;
+    assert_eq!(found["data"]["subject"], json!([]), "{found}");
+    let found = subject("data_subject_request").await;
+    assert_eq!(
+        found["data"]["subject"][0]["callId"],
+        call.as_str(),
+        "{found}"
     );
 }
 

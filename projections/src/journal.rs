@@ -109,6 +109,17 @@ impl Journal {
     /// The domain event a stored event says, upcast to the current schema,
     /// with shredded personal data marked as such.
     pub fn decode(&self, recorded: &RecordedEvent) -> Result<Event, DecodeError> {
+        self.decode_with(recorded, true)
+    }
+
+    /// As [`Journal::decode`], but every personal field stays sealed, so
+    /// it reads as shredded: what a reader may see of an event whose
+    /// contact's processing is restricted.
+    pub fn decode_sealed(&self, recorded: &RecordedEvent) -> Result<Event, DecodeError> {
+        self.decode_with(recorded, false)
+    }
+
+    fn decode_with(&self, recorded: &RecordedEvent, unseal: bool) -> Result<Event, DecodeError> {
         let fail = |reason: String| DecodeError {
             stream: recorded.stream.clone(),
             revision: recorded.revision,
@@ -127,9 +138,14 @@ impl Journal {
         let mut value =
             callvault_migrations::upcast(&recorded.event_type, recorded.schema_version, value)
                 .map_err(|e| fail(e.to_string()))?;
-        seal::unseal_with(&mut value, |owner| match self.vault.key(owner)? {
-            KeyLookup::Live(k) => Ok(Some(k)),
-            KeyLookup::Gone => Ok(None),
+        seal::unseal_with(&mut value, |owner| {
+            if !unseal {
+                return Ok(None);
+            }
+            match self.vault.key(owner)? {
+                KeyLookup::Live(k) => Ok(Some(k)),
+                KeyLookup::Gone => Ok(None),
+            }
         })
         .map_err(|e| fail(e.to_string()))?;
         callvault_migrations::codec::from_current(&recorded.event_type, value)

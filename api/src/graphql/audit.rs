@@ -132,13 +132,39 @@ impl AuditQuery {
             };
             let granted = authorize(registry, &caller, Action::ReadHistory, &attempt, None).await?;
             let limit = super::read::page_size(first)?;
-            let page = audit::history_page(registry, &filter, limit, Some(MAX_SCAN)).await?;
+            let mut page = audit::history_page(registry, &filter, limit, Some(MAX_SCAN)).await?;
             let mut contacts: Vec<ContactRef> = page
                 .entries
                 .iter()
                 .filter_map(|e| e.event.as_ref().and_then(Event::key_owner))
                 .collect();
+            contacts.sort();
             contacts.dedup();
+            // A contact whose processing is restricted now shows its
+            // personal data only for the purposes the law allows (R19).
+            if !callvault_domain::policy::RESTRICTED_PURPOSES.contains(&purpose) {
+                let mut restricted = std::collections::BTreeSet::new();
+                for c in &contacts {
+                    if audit::restricted_now(registry, *c).await? {
+                        restricted.insert(*c);
+                    }
+                }
+                for e in &mut page.entries {
+                    let owner = e.event.as_ref().and_then(Event::key_owner);
+                    if let (Some(owner), Some(stored)) = (owner, &e.stored)
+                        && restricted.contains(&owner)
+                    {
+                        e.data = match registry.journal().decode_sealed(stored) {
+                            Ok(sealed) => audit::withhold(
+                                &e.data,
+                                &serde_json::to_value(&sealed).unwrap_or_default(),
+                                "processing is restricted",
+                            ),
+                            Err(_) => serde_json::json!({"$withheld": "processing is restricted"}),
+                        };
+                    }
+                }
+            }
             let logged = Event::from(ContactHistorySearched {
                 actor: caller.id.clone(),
                 role: Some(granted.role),
@@ -200,12 +226,16 @@ impl AuditQuery {
                 case_reference: case_reference.clone(),
                 reason: reason.clone(),
             };
+            // Restricted then or now: a restriction added later must not
+            // be stepped round by asking for an earlier instant (R19).
+            let restricted = loaded.state.controls.is_restricted()
+                || audit::restricted_now(registry, ContactRef::Call(call_id)).await?;
             crate::access::open_contact(
                 registry,
                 &caller,
                 &attempt,
                 facts.agent.as_str(),
-                loaded.state.controls.is_restricted(),
+                restricted,
             )
             .await?;
             Ok(CallView::from_state(&loaded.state, revision))

@@ -218,6 +218,10 @@ impl From<callvault_projections::models::calls::CallRow> for CallView {
 /// What a call mutation did.
 #[derive(SimpleObject, Debug)]
 pub struct CallResult {
+    /// The call after the write. Its personal data (caller number, agent
+    /// name and number) is shown only in the answer to a fresh
+    /// `startCall`, which brought it; otherwise it is null — read it
+    /// with `call(id, purpose)`, which is checked and logged.
     pub call: CallView,
     /// Global log position of the last event written (or found, when
     /// `replayed`).
@@ -475,7 +479,7 @@ async fn start_call(
     let executed = registry
         .execute::<Call>(actor, &call_id, command, None)
         .await?;
-    result(registry, call_id, executed).await
+    result(registry, call_id, executed, Shows::WhatTheCallerSent).await
 }
 
 async fn end_call(
@@ -505,7 +509,7 @@ async fn end_call(
             input.expected_revision.map(Revision),
         )
         .await?;
-    result(registry, call_id, executed).await
+    result(registry, call_id, executed, Shows::NoPersonalData).await
 }
 
 async fn command(
@@ -521,7 +525,7 @@ async fn command(
     let executed = registry
         .execute::<Call>(&caller.id, &call_id, command, expected.map(Revision))
         .await?;
-    result(registry, call_id, executed).await
+    result(registry, call_id, executed, Shows::NoPersonalData).await
 }
 
 #[derive(Default)]
@@ -710,18 +714,34 @@ impl CaseMutation {
     }
 }
 
-pub(crate) async fn result(
+/// Whether a command's result may show the call's personal data: only a
+/// fresh start, whose caller supplied that data itself. Every other write
+/// (and a replayed start) answers without it — reading a call is
+/// `call(id, purpose)`, checked and logged (R8, R12, R19).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shows {
+    WhatTheCallerSent,
+    NoPersonalData,
+}
+
+async fn result(
     registry: &crate::service::Registry,
     call_id: CallId,
     executed: Executed,
+    shows: Shows,
 ) -> Result<CallResult, AppError> {
     let loaded = registry.load::<Call>(&call_id).await?;
-    let call = loaded
+    let mut call = loaded
         .revision
         .and_then(|r| CallView::from_state(&loaded.state, r))
         .ok_or_else(|| {
             AppError::Internal(anyhow::anyhow!("call {call_id} vanished after a write"))
         })?;
+    if shows == Shows::NoPersonalData || executed.replayed {
+        call.caller_number = None;
+        call.agent_name = None;
+        call.agent_number = None;
+    }
     Ok(CallResult {
         call,
         log_position: executed.position.to_string(),

@@ -695,6 +695,24 @@ impl ReadQuery {
             let view = view(ctx, subjects::NAME).await?;
             let (mut calls, more) =
                 blocking(move || subjects::lookup(&view, &numbers, SUBJECT_MAX_CALLS)).await?;
+            // Restricted calls only for the purposes the law allows (R19).
+            if !policy::RESTRICTED_PURPOSES.contains(&purpose) {
+                let call_rows = super::read::view(ctx, calls::NAME).await?;
+                calls = blocking(move || {
+                    let mut open = Vec::with_capacity(calls.len());
+                    for c in calls {
+                        let restricted = match c.call_id.parse() {
+                            Ok(id) => calls::get(&call_rows, id)?.is_none_or(|r| r.restricted),
+                            Err(_) => true,
+                        };
+                        if !restricted {
+                            open.push(c);
+                        }
+                    }
+                    Ok(open)
+                })
+                .await?;
+            }
             if more {
                 // An answer to the subject must be whole (R17): say so
                 // rather than hand over part of it.
