@@ -121,15 +121,17 @@ impl Mailer for SmtpMailer {
     }
 }
 
-/// The `Message-ID` of an order's mail: the same on every attempt.
-pub fn message_id(request: EmailRequestId) -> String {
-    format!("<{request}@callvault>")
+/// The `Message-ID` of an order's mail: the same on every attempt, and
+/// distinct across chats (request ids are unique only within a chat).
+pub fn message_id(chat: ChatId, request: EmailRequestId) -> String {
+    format!("<{request}.{chat}@callvault>")
 }
 
 /// The mail for one order, or why it can't be written (the chat's
 /// personal data was purged).
 pub fn compose(state: &ChatState, request: EmailRequestId) -> Result<Mail, String> {
     let chat = state.chat.as_ref().ok_or("the chat does not exist")?;
+    let chat_id = chat.chat_id;
     let order = state.email_requests.get(&request).ok_or("no such order")?;
     let to = order
         .address
@@ -157,7 +159,7 @@ pub fn compose(state: &ChatState, request: EmailRequestId) -> Result<Mail, Strin
         to,
         subject: format!("Chat transcript {}", chat.started_at.format("%Y-%m-%d")),
         body,
-        message_id: message_id(request),
+        message_id: message_id(chat_id, request),
     })
 }
 
@@ -176,35 +178,74 @@ impl Policy {
     }
 }
 
-/// The orders waiting, by when they are due.
+/// An order waiting: when it is due, and whether its mail already went
+/// out but could not be recorded (then only the record is retried — the
+/// mail is not sent again by this process).
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    at: Instant,
+    sent: bool,
+}
+
+/// The orders waiting, by chat and request (a request id is unique only
+/// within its chat).
 #[derive(Debug, Default)]
 struct Pending {
-    orders: BTreeMap<EmailRequestId, (ChatId, Instant)>,
+    orders: BTreeMap<(ChatId, EmailRequestId), Due>,
+}
+
+/// How long an order waits while its chat is still open or its
+/// processing restricted, before it is looked at again.
+const HELD_RECHECK: Duration = Duration::from_secs(60);
+
+/// Why an attempt could not be finished.
+#[derive(Debug)]
+pub struct AttemptError {
+    pub error: AppError,
+    /// The mail went out; only recording it failed.
+    pub sent: bool,
 }
 
 fn actor() -> StaffId {
     StaffId::system("outbox")
 }
 
-/// Tries one order once; returns when to try again, if ever.
+/// Tries one order once; returns when to try again, if ever. With
+/// `already_sent`, the mail went out on an earlier try and only its
+/// record is written now.
 pub async fn attempt(
     registry: &Registry,
     mailer: &dyn Mailer,
     policy: Policy,
     chat_id: ChatId,
     request: EmailRequestId,
-) -> Result<Option<Duration>, AppError> {
-    let state = registry.load::<Chat>(&chat_id).await?.state;
+    already_sent: bool,
+) -> Result<Option<Duration>, AttemptError> {
+    let unsent = |error| AttemptError { error, sent: false };
+    let state = registry.load::<Chat>(&chat_id).await.map_err(unsent)?.state;
     let Some(order) = state.email_requests.get(&request) else {
         return Ok(None);
     };
     if order.status != EmailStatus::Pending {
         return Ok(None);
     }
+    if !already_sent {
+        // Not while the chat goes on (the transcript would be cut short),
+        // nor while its processing is restricted (R19): the order waits.
+        let open = state.chat.as_ref().is_some_and(|c| c.ended_at.is_none());
+        if open || state.controls.is_restricted() {
+            tracing::info!(%chat_id, %request, open, "chat transcript order held");
+            return Ok(Some(HELD_RECHECK));
+        }
+    }
     let attempts = order.attempts + 1;
-    let outcome = match compose(&state, request) {
-        Ok(mail) => mailer.send(&mail).await.map_err(|e| (e, false)),
-        Err(why) => Err((why.to_owned(), true)),
+    let outcome = if already_sent {
+        Ok(())
+    } else {
+        match compose(&state, request) {
+            Ok(mail) => mailer.send(&mail).await.map_err(|e| (e, false)),
+            Err(why) => Err((why.to_owned(), true)),
+        }
     };
     match outcome {
         Ok(()) => {
@@ -214,11 +255,12 @@ pub async fn attempt(
                     &chat_id,
                     ChatCommand::RecordTranscriptEmailed(RecordTranscriptEmailed {
                         request_id: request,
-                        message_id: message_id(request),
+                        message_id: message_id(chat_id, request),
                     }),
                     None,
                 )
-                .await?;
+                .await
+                .map_err(|error| AttemptError { error, sent: true })?;
             tracing::info!(%chat_id, %request, "chat transcript e-mailed");
             Ok(None)
         }
@@ -235,81 +277,109 @@ pub async fn attempt(
                     }),
                     None,
                 )
-                .await?;
+                .await
+                .map_err(unsent)?;
             tracing::warn!(%chat_id, %request, attempts, gave_up, error, "chat transcript not sent");
             Ok((!gave_up).then(|| policy.backoff(attempts)))
         }
     }
 }
 
-/// Runs the outbox until the process ends.
+/// Runs the outbox until the process ends. If it loses the log, it
+/// follows it again from where it was.
 pub async fn run(registry: Registry, mailer: Arc<dyn Mailer>, policy: Policy) {
     let mut pending = Pending::default();
-    let mut subscription = match registry.store().subscribe_all(None).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "the chat outbox can't follow the log; transcripts will not be sent");
-            return;
-        }
-    };
+    let mut seen: Option<callvault_store::Position> = None;
     // Catch up before sending, so orders already sent are known as such.
     let head = registry.store().head_position().await.ok().flatten();
     let mut caught_up = head.is_none();
     loop {
-        let next_due = pending.orders.values().map(|(_, due)| *due).min();
-        let wait = next_due.map_or(Duration::from_secs(3600), |d| {
-            d.saturating_duration_since(Instant::now())
-        });
-        tokio::select! {
-            event = subscription.next() => {
-                let Some(Ok(recorded)) = event else {
-                    tracing::error!("the chat outbox lost the log; transcripts will not be sent until restart");
-                    return;
-                };
-                if head.is_some_and(|h| recorded.position >= h) {
-                    caught_up = true;
-                }
-                if recorded.event_type.starts_with("ChatTranscriptEmail")
-                    && let Ok(event) = registry.journal().decode(&recorded)
-                {
-                    match event {
-                        Event::ChatTranscriptEmailRequested(e) => {
-                            pending.orders.insert(e.request_id, (e.chat_id, Instant::now()));
+        let mut subscription = match registry.store().subscribe_all(seen).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "the chat outbox can't follow the log; trying again in 5 s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        loop {
+            let next_due = pending.orders.values().map(|d| d.at).min();
+            let wait = next_due.map_or(Duration::from_secs(3600), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            tokio::select! {
+                event = subscription.next() => {
+                    let recorded = match event {
+                        Some(Ok(r)) => r,
+                        Some(Err(e)) => {
+                            tracing::error!(error = %e, "the chat outbox lost the log; following it again in 5 s");
+                            break;
                         }
-                        Event::ChatTranscriptEmailed(e) => {
-                            pending.orders.remove(&e.request_id);
+                        None => {
+                            tracing::error!("the chat outbox's subscription ended; following the log again in 5 s");
+                            break;
                         }
-                        Event::ChatTranscriptEmailFailed(e) if e.gave_up => {
-                            pending.orders.remove(&e.request_id);
+                    };
+                    seen = Some(recorded.position);
+                    if head.is_some_and(|h| recorded.position >= h) {
+                        caught_up = true;
+                    }
+                    if recorded.event_type.starts_with("ChatTranscriptEmail") {
+                        match registry.journal().decode(&recorded) {
+                            Ok(Event::ChatTranscriptEmailRequested(e)) => {
+                                pending.orders.insert(
+                                    (e.chat_id, e.request_id),
+                                    Due { at: Instant::now(), sent: false },
+                                );
+                            }
+                            Ok(Event::ChatTranscriptEmailed(e)) => {
+                                pending.orders.remove(&(e.chat_id, e.request_id));
+                            }
+                            Ok(Event::ChatTranscriptEmailFailed(e)) if e.gave_up => {
+                                pending.orders.remove(&(e.chat_id, e.request_id));
+                            }
+                            Ok(_) => {}
+                            // Never silently: an order it cannot read is one
+                            // it would never send.
+                            Err(e) => tracing::error!(
+                                position = %recorded.position,
+                                event_type = %recorded.event_type,
+                                error = %e.reason,
+                                "the chat outbox cannot read an order event"
+                            ),
                         }
-                        _ => {}
                     }
                 }
-            }
-            () = tokio::time::sleep(wait), if caught_up && next_due.is_some() => {
-                let now = Instant::now();
-                let due: Vec<_> = pending
-                    .orders
-                    .iter()
-                    .filter(|(_, (_, at))| *at <= now)
-                    .map(|(id, (chat, _))| (*id, *chat))
-                    .collect();
-                for (request, chat) in due {
-                    match attempt(&registry, mailer.as_ref(), policy, chat, request).await {
-                        Ok(Some(again)) => {
-                            pending.orders.insert(request, (chat, Instant::now() + again));
-                        }
-                        Ok(None) => {
-                            pending.orders.remove(&request);
-                        }
-                        Err(e) => {
-                            e.log();
-                            tracing::warn!(%request, error = %e, "the outbox could not record an attempt; retrying");
-                            pending.orders.insert(request, (chat, Instant::now() + policy.backoff(1)));
+                () = tokio::time::sleep(wait), if caught_up && next_due.is_some() => {
+                    let now = Instant::now();
+                    let due: Vec<_> = pending
+                        .orders
+                        .iter()
+                        .filter(|(_, d)| d.at <= now)
+                        .map(|(key, d)| (*key, d.sent))
+                        .collect();
+                    for ((chat, request), sent) in due {
+                        let key = (chat, request);
+                        match attempt(&registry, mailer.as_ref(), policy, chat, request, sent).await {
+                            Ok(Some(again)) => {
+                                pending.orders.insert(key, Due { at: Instant::now() + again, sent: false });
+                            }
+                            Ok(None) => {
+                                pending.orders.remove(&key);
+                            }
+                            Err(e) => {
+                                e.error.log();
+                                tracing::warn!(%request, sent = e.sent, error = %e.error, "the outbox could not record an attempt; retrying");
+                                pending.orders.insert(
+                                    key,
+                                    Due { at: Instant::now() + policy.backoff(1), sent: sent || e.sent },
+                                );
+                            }
                         }
                     }
                 }
             }
         }
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }

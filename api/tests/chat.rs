@@ -153,7 +153,7 @@ async fn an_ordered_transcript_arrives_by_smtp_once() {
     );
     assert!(body.contains("[09:01] Agent: Se on käsittelyssä"), "{body}");
     assert!(
-        data.contains(&format!("Message-ID: <{request}@callvault>")),
+        data.contains(&format!("Message-ID: <{request}.{chat}@callvault>")),
         "{data}"
     );
     // Recorded as sent; no second mail however long the worker runs.
@@ -170,6 +170,30 @@ async fn an_ordered_transcript_arrives_by_smtp_once() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(server.received().len(), 1);
     worker.abort();
+    // The order and the mail are disclosures in the log of use, by whom,
+    // of which chat — never the address.
+    let audit = app
+        .gql_as(
+            "aino.auditor",
+            "{ accessAudit { items { kind actorId chatId detail } } }",
+            json!({}),
+        )
+        .await;
+    let items = audit["data"]["accessAudit"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{audit}"));
+    for (kind, actor) in [
+        ("TRANSCRIPT_ORDERED", "test.operator"),
+        ("TRANSCRIPT_EMAILED", "system.outbox"),
+    ] {
+        let row = items
+            .iter()
+            .find(|i| i["kind"] == kind)
+            .unwrap_or_else(|| panic!("{kind} missing: {audit}"));
+        assert_eq!(row["actorId"], actor, "{row}");
+        assert_eq!(row["chatId"], chat.as_str(), "{row}");
+    }
+    assert!(!audit.to_string().contains("maija@example.fi"), "{audit}");
 
     // A restarted outbox follows the log from the start: the order is
     // already recorded as sent, so nothing goes out again.
@@ -385,4 +409,76 @@ async fn chats_are_read_under_the_policy_and_shredded_by_retention() {
         .state;
     let why = outbox::compose(&state, id).unwrap_err();
     assert!(why.contains("purged"), "{why}");
+}
+
+/// Counts what it is asked to send.
+#[derive(Default)]
+struct Counting(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl Mailer for Counting {
+    async fn send(&self, mail: &Mail) -> Result<(), String> {
+        self.0.lock().unwrap().push(mail.message_id.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_order_waits_while_the_chats_processing_is_restricted() {
+    use callvault_domain::{
+        ChatId, StaffId,
+        chat::ChatCommand,
+        controls::{LiftRestriction, RestrictProcessing},
+    };
+    let app = TestApp::new().await;
+    let (chat, request) = ordered_chat(&app).await;
+    let chat_id: ChatId = chat.parse().unwrap();
+    let request_id: EmailRequestId = request.parse().unwrap();
+    let case = StaffId::parse("kaisa.case").unwrap();
+    app.registry
+        .execute::<callvault::service::Chat>(
+            &case,
+            &chat_id,
+            ChatCommand::RestrictProcessing(RestrictProcessing {
+                case_reference: "DSR-9".into(),
+                reason: "accuracy contested".into(),
+            }),
+            None,
+        )
+        .await
+        .unwrap();
+    let policy = Policy {
+        max_attempts: 3,
+        retry: Duration::from_millis(20),
+    };
+    let mailer = Counting::default();
+    let held = outbox::attempt(&app.registry, &mailer, policy, chat_id, request_id, false)
+        .await
+        .unwrap();
+    assert!(held.is_some(), "held, to be looked at again");
+    assert!(mailer.0.lock().unwrap().is_empty(), "nothing sent (R19)");
+    assert_eq!(
+        view(&app, &chat).await["transcriptOrders"][0]["status"],
+        "PENDING"
+    );
+    app.registry
+        .execute::<callvault::service::Chat>(
+            &case,
+            &chat_id,
+            ChatCommand::LiftRestriction(LiftRestriction {
+                subject_informed_at: "2026-03-03T09:30:00Z".parse().unwrap(),
+                reason: "resolved".into(),
+            }),
+            None,
+        )
+        .await
+        .unwrap();
+    let done = outbox::attempt(&app.registry, &mailer, policy, chat_id, request_id, false)
+        .await
+        .unwrap();
+    assert_eq!(done, None);
+    assert_eq!(
+        *mailer.0.lock().unwrap(),
+        [outbox::message_id(chat_id, request_id)]
+    );
 }

@@ -368,3 +368,56 @@ fn a_second_opener_of_a_vault_is_refused_until_the_first_closes() {
     let again = KeyVault::open(dir.path()).unwrap();
     assert!(matches!(again.key(rec(1)).unwrap(), KeyLookup::Live(_)));
 }
+
+#[test]
+fn a_missing_kek_folder_or_a_damaged_record_refuses_to_open_and_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = {
+        let vault = KeyVault::open(dir.path()).unwrap();
+        let key = vault
+            .create_key(rec(1), day(3))
+            .unwrap()
+            .secret_bytes_for_audit();
+        vault.create_key(rec(2), day(3)).unwrap();
+        vault.create_key(rec(3), day(3)).unwrap();
+        key
+    };
+    let wrapped = dir.path().join("wrapped/2027-03-03.g1.keys");
+    let before = std::fs::read(&wrapped).unwrap();
+
+    // The KEK folder is not there (an unmounted volume, say).
+    let kek = dir.path().join("kek");
+    let aside = dir.path().join("kek-aside");
+    std::fs::rename(&kek, &aside).unwrap();
+    let Err(e) = KeyVault::open(dir.path()) else {
+        panic!("a vault without any KEK opened");
+    };
+    assert!(
+        e.to_string().contains("no key-encryption key at all"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(&wrapped).unwrap(),
+        before,
+        "no key file touched"
+    );
+    std::fs::remove_dir_all(&kek).ok();
+    std::fs::rename(&aside, &kek).unwrap();
+
+    // One flipped byte in the middle record: damage, not a torn tail.
+    let mut damaged = before.clone();
+    let middle = before.len() / 3 + before.len() / 6;
+    damaged[middle] ^= 0xff;
+    std::fs::write(&wrapped, &damaged).unwrap();
+    let Err(e) = KeyVault::open(dir.path()) else {
+        panic!("a damaged key file opened");
+    };
+    assert!(e.to_string().contains("records follow it"), "{e}");
+    assert_eq!(std::fs::read(&wrapped).unwrap(), damaged, "nothing cut off");
+
+    // Repaired (from a backup), everything is there again.
+    std::fs::write(&wrapped, &before).unwrap();
+    let vault = KeyVault::open(dir.path()).unwrap();
+    assert_eq!(live(&vault, rec(1)), key);
+    assert!(matches!(vault.key(rec(3)).unwrap(), KeyLookup::Live(_)));
+}

@@ -204,6 +204,10 @@ pub enum AccessKind {
     HistoryRead,
     Search,
     Denied,
+    /// A chat transcript ordered by e-mail.
+    TranscriptOrdered,
+    /// A chat transcript e-mailed: a disclosure.
+    TranscriptEmailed,
 }
 
 #[derive(SimpleObject, Debug)]
@@ -240,6 +244,8 @@ impl From<access_audit::AccessRow> for AccessEntry {
                 access_audit::AccessKind::HistoryRead => AccessKind::HistoryRead,
                 access_audit::AccessKind::Search => AccessKind::Search,
                 access_audit::AccessKind::Denied => AccessKind::Denied,
+                access_audit::AccessKind::TranscriptOrdered => AccessKind::TranscriptOrdered,
+                access_audit::AccessKind::TranscriptEmailed => AccessKind::TranscriptEmailed,
             },
             allowed: r.allowed,
             call_id: r

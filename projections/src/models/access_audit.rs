@@ -45,7 +45,9 @@ pub const NAME: &str = "access_audit";
 /// v3: keys end with the whole log position (commit and prepare), not the
 /// commit alone: EventStoreDB gives the events of one append one commit
 /// position, and they must not overwrite each other.
-pub const VERSION: u32 = 3;
+/// v4: chat transcript e-mails — the order and the sending — are
+/// disclosures, listed as such.
+pub const VERSION: u32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AccessKind {
@@ -55,6 +57,10 @@ pub enum AccessKind {
     HistoryRead,
     Search,
     Denied,
+    /// A chat transcript ordered by e-mail (who placed the order).
+    TranscriptOrdered,
+    /// A chat transcript e-mailed (the disclosure itself).
+    TranscriptEmailed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +170,40 @@ impl Projection for AccessAudit {
                 detail: Some(e.filter_fields.join(",")),
                 results: e.results.len(),
             },
+            // The address is personal data and stays out of the log of
+            // use; the chat it discloses is named.
+            Event::ChatTranscriptEmailRequested(e) => AccessRow {
+                position,
+                at: e.requested_at,
+                actor: env.actor.clone(),
+                role: None,
+                kind: AccessKind::TranscriptOrdered,
+                allowed: true,
+                contact: Some(ContactRef::Chat(e.chat_id)),
+                recording_id: None,
+                purpose: None,
+                case_reference: None,
+                reason: None,
+                break_glass: false,
+                detail: Some(format!("ordered by the {}", party(e.ordered_by))),
+                results: 0,
+            },
+            Event::ChatTranscriptEmailed(e) => AccessRow {
+                position,
+                at: e.sent_at,
+                actor: env.actor.clone(),
+                role: None,
+                kind: AccessKind::TranscriptEmailed,
+                allowed: true,
+                contact: Some(ContactRef::Chat(e.chat_id)),
+                recording_id: None,
+                purpose: None,
+                case_reference: None,
+                reason: None,
+                break_glass: false,
+                detail: Some("transcript e-mailed to the address ordered".into()),
+                results: 0,
+            },
             Event::AccessDenied(e) => AccessRow {
                 position,
                 at: e.denied_at,
@@ -227,6 +267,13 @@ impl Projection for AccessAudit {
 /// written earlier in the same batch are found by the caller's own get).
 fn tx_scan_keys(tx: &crate::view::Tx<'_>, prefix: &[u8]) -> Result<Vec<Vec<u8>>, ProjectionError> {
     tx.scan_keys(prefix)
+}
+
+fn party(p: callvault_domain::chat::ChatParty) -> &'static str {
+    match p {
+        callvault_domain::chat::ChatParty::Customer => "customer",
+        callvault_domain::chat::ChatParty::Agent => "agent",
+    }
 }
 
 fn contact_id(c: &ContactRef) -> String {

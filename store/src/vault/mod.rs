@@ -298,12 +298,29 @@ impl KeyVault {
         let wrapped_dir = dir.join("wrapped");
         kek::private_dir(&wrapped_dir)?;
         let live = keks.list()?;
-        let files = wrapped::open_all(&wrapped_dir, &live)?;
-        // Drop KEKs of generations superseded by a finished rotation, and
-        // any KEK with no wrapped-key file (a rotation that never finished).
+        let (files, without_kek) = wrapped::open_all(&wrapped_dir, &live)?;
+        if live.is_empty() && !without_kek.is_empty() {
+            // Keys on disk and not one KEK: far likelier a missing or
+            // unmounted KEK folder (or KMS) than a vault whose every
+            // bucket was destroyed. Opening would show every contact as
+            // shredded; refuse, and touch nothing.
+            return Err(VaultError::Damaged {
+                path: wrapped_dir,
+                reason: format!(
+                    "{} wrapped-key file(s) but no key-encryption key at all: is the KEK folder missing or not mounted? Nothing was changed",
+                    without_kek.len()
+                ),
+            });
+        }
+        // Drop KEKs of generations superseded by a finished rotation or by
+        // a rotation that never finished — only where the bucket's current
+        // wrapped-key file is of another, live generation. A KEK whose
+        // bucket has no file at all is left alone (never deleted because
+        // a counterpart is missing).
         for (bucket, generation) in &live {
-            let current = files.get(bucket).map(|f| f.generation());
-            if current != Some(*generation) {
+            if let Some(current) = files.get(bucket).map(|f| f.generation())
+                && current != *generation
+            {
                 keks.destroy(*bucket, *generation)?;
             }
         }

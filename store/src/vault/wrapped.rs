@@ -186,13 +186,26 @@ impl BucketFile {
         let bytes = std::fs::read(&path).map_err(io_err(format!("reading {}", path.display())))?;
         let mut records = Vec::with_capacity(bytes.len() / RECORD_LEN);
         let mut good = 0usize;
-        for chunk in bytes.chunks(RECORD_LEN) {
+        let chunks = bytes.len().div_ceil(RECORD_LEN);
+        for (i, chunk) in bytes.chunks(RECORD_LEN).enumerate() {
             match Record::from_bytes(chunk) {
                 Some(r) => {
                     records.push(r);
                     good += RECORD_LEN;
                 }
-                None => break,
+                // Only the last record can be torn (an append that never
+                // finished); a bad one with records after it is damage,
+                // and cutting there would lose every key behind it.
+                None if i + 1 == chunks => break,
+                None => {
+                    return Err(VaultError::Damaged {
+                        path,
+                        reason: format!(
+                            "record {} of {chunks} does not check out, and records follow it; nothing was changed",
+                            i + 1
+                        ),
+                    });
+                }
             }
         }
         if good < bytes.len() {
@@ -219,13 +232,16 @@ impl BucketFile {
     }
 }
 
-/// Opens the current file of every bucket whose KEK exists, and deletes
-/// the rest: files of older generations, of destroyed KEKs, and temporary
-/// files of writes that never finished.
+/// Opens the current file of every bucket whose KEK exists and deletes
+/// what is superseded: files of other generations of such a bucket, and
+/// temporary files of writes that never finished. Files of a bucket with
+/// no KEK at all are left alone and returned (a purge that stopped between
+/// destroying the KEK and deleting the file, or a missing KEK folder —
+/// deleting on that evidence could lose keys for good).
 pub(crate) fn open_all(
     dir: &Path,
     live: &[(Bucket, u32)],
-) -> Result<BTreeMap<Bucket, BucketFile>, VaultError> {
+) -> Result<(BTreeMap<Bucket, BucketFile>, Vec<PathBuf>), VaultError> {
     let mut found: BTreeMap<Bucket, Vec<u32>> = BTreeMap::new();
     let entries = std::fs::read_dir(dir).map_err(io_err(format!("listing {}", dir.display())))?;
     for e in entries.flatten() {
@@ -245,6 +261,7 @@ pub(crate) fn open_all(
         }
     }
     let mut out = BTreeMap::new();
+    let mut without_kek = Vec::new();
     for (bucket, mut generations) in found {
         generations.sort_unstable();
         let current = generations
@@ -252,15 +269,21 @@ pub(crate) fn open_all(
             .rev()
             .find(|g| live.contains(&(bucket, **g)))
             .copied();
+        let Some(current) = current else {
+            for g in &generations {
+                let path = dir.join(file_name(bucket, *g));
+                tracing::warn!(file = %path.display(), "wrapped-key file without its key-encryption key: left alone and unused");
+                without_kek.push(path);
+            }
+            continue;
+        };
         for g in &generations {
-            if Some(*g) != current {
+            if *g != current {
                 let _ = std::fs::remove_file(dir.join(file_name(bucket, *g)));
             }
         }
-        if let Some(g) = current {
-            out.insert(bucket, BucketFile::open(dir, bucket, g)?);
-        }
+        out.insert(bucket, BucketFile::open(dir, bucket, current)?);
     }
     sync_dir(dir)?;
-    Ok(out)
+    Ok((out, without_kek))
 }
