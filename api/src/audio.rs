@@ -378,10 +378,6 @@ async fn play_inner(
 
     let caller = crate::access::Caller::load(registry, &actor).await?;
     let loaded = registry.load::<Call>(&call_id).await?;
-    let Some(facts) = &loaded.state.call else {
-        return Err(AppError::NotFound(format!("there is no call {call_id}")));
-    };
-    let recording = loaded.state.recordings.get(&recording_id);
     let attempt = crate::access::Attempt {
         purpose: Some(purpose),
         contact: Some(callvault_domain::ContactRef::Call(call_id)),
@@ -389,6 +385,25 @@ async fn play_inner(
         case_reference: case_reference.clone(),
         reason: reason.clone(),
     };
+    let Some(facts) = &loaded.state.call else {
+        // Whether a call exists is itself something to be allowed to
+        // know: someone who could not open another's call is refused (and
+        // the refusal logged) exactly as for a call that exists.
+        crate::access::authorize(
+            registry,
+            &caller,
+            action,
+            &attempt,
+            Some(Target {
+                relation: callvault_domain::policy::Relation::Other,
+                restricted: false,
+                recording_purged: false,
+            }),
+        )
+        .await?;
+        return Err(AppError::NotFound(format!("there is no call {call_id}")));
+    };
+    let recording = loaded.state.recordings.get(&recording_id);
     let granted = crate::access::authorize(
         registry,
         &caller,

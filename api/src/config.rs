@@ -397,12 +397,22 @@ impl Config {
             raw_auth.audience,
             DEFAULT_AUDIENCE,
         );
-        let leeway_seconds = number(
+        let (leeway_seconds, origin) = number_at(
             "auth.leeway_seconds",
             "CALLVAULT_AUTH_LEEWAY_SECONDS",
             raw_auth.leeway_seconds,
             30,
         )?;
+        // Clock skew, not a grace period: an expired token must not live on.
+        if leeway_seconds > MAX_LEEWAY_SECONDS {
+            return Err(ConfigError::Invalid {
+                setting: "auth.leeway_seconds",
+                origin,
+                reason: format!(
+                    "{leeway_seconds} s is more than the {MAX_LEEWAY_SECONDS} s of clock skew it is for"
+                ),
+            });
+        }
         let path = |var: &str, from_file: Option<PathBuf>| {
             env.var(var)
                 .map(PathBuf::from)
@@ -585,6 +595,9 @@ impl Config {
     }
 }
 
+/// The most clock skew tokens are allowed (`auth.leeway_seconds`).
+pub const MAX_LEEWAY_SECONDS: u64 = 300;
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -661,6 +674,10 @@ mod tests {
         .to_string();
         assert!(err.contains("smtp.port"), "{err}");
         assert!(err.contains("CALLVAULT_SMTP_PORT"), "{err}");
+        let err = Config::load(None, &env(&[("CALLVAULT_AUTH_LEEWAY_SECONDS", "86400")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.leeway_seconds"), "{err}");
     }
 
     #[test]

@@ -565,6 +565,70 @@ async fn searches_leave_restricted_calls_out_unless_the_law_allows() {
 }
 
 #[tokio::test]
+async fn playing_an_unknown_call_tells_nothing_to_someone_who_could_not_open_it() {
+    let app = TestApp::new().await;
+    let (call, rec) = recorded_call(&app, "bob.agent").await;
+    let nowhere = uuid::Uuid::now_v7().to_string();
+    // Anna may open only her own calls: bob's and one that does not
+    // exist get the same refusal, both logged.
+    let (theirs, _, _) = app
+        .play_as("anna.agent", "verification", &call, &rec, &[])
+        .await;
+    let (missing, _, _) = app
+        .play_as("anna.agent", "verification", &nowhere, &rec, &[])
+        .await;
+    assert_eq!(theirs, StatusCode::FORBIDDEN);
+    assert_eq!(missing, StatusCode::FORBIDDEN);
+    let denied = audit(&app, "anna.agent")
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "DENIED")
+        .count();
+    assert_eq!(denied, 2);
+    // Someone who may open any call for quality learns it does not exist.
+    let (status, _, _) = app
+        .play_as("quinn.quality", "quality", &nowhere, &rec, &[])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn staff_as_of_is_logged_and_cannot_be_multiplied_by_aliases() {
+    let app = TestApp::new().await;
+    recorded_call(&app, "anna.agent").await;
+    let at = chrono::Utc::now().to_rfc3339();
+    let one = app
+        .gql_as(
+            "aino.auditor",
+            "query($at: DateTime!) { staffAsOf(staffId: \"sue.supervisor\", at: $at) { calls { callId } } }",
+            json!({"at": at}),
+        )
+        .await;
+    assert_eq!(one["errors"], Value::Null, "{one}");
+    let logged = audit(&app, "aino.auditor").await;
+    assert!(
+        logged
+            .iter()
+            .any(|e| e["kind"] == "SEARCH" && e["detail"] == "staffAsOf"),
+        "{logged:?}"
+    );
+    let (status, two) = app
+        .gql_with(
+            Some(&common::bearer("aino.auditor")),
+            "query($at: DateTime!) { a: staffAsOf(staffId: \"sue.supervisor\", at: $at) { reach } b: staffAsOf(staffId: \"anna.agent\", at: $at) { reach } }",
+            json!({"at": at}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        two["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("complex")),
+        "{two}"
+    );
+}
+
+#[tokio::test]
 async fn a_write_answers_without_personal_data_it_did_not_bring() {
     let app = TestApp::new().await;
     let started = app.start_call(json!({})).await;

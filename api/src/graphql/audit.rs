@@ -246,7 +246,10 @@ impl AuditQuery {
 
     /// A staff member's roles at `at`, and which calls the register knew
     /// then that those roles let them open, with the purposes allowed:
-    /// "what could supervisor X hear on 1 March?"
+    /// "what could supervisor X hear on 1 March?" It reads the log up to
+    /// `at`, so one query holds at most one of it; the answer (which calls)
+    /// is logged like a search.
+    #[graphql(complexity = "super::EXPENSIVE")]
     async fn staff_as_of(
         &self,
         ctx: &async_graphql::Context<'_>,
@@ -254,9 +257,25 @@ impl AuditQuery {
         at: DateTime<Utc>,
     ) -> async_graphql::Result<StaffAsOf> {
         async {
-            let (registry, _) = guard(ctx, Action::ViewStaffRights).await?;
+            let (registry, caller) = guard(ctx, Action::ViewStaffRights).await?;
             let staff = StaffId::parse(&staff_id).map_err(|e| AppError::invalid("staffId", e))?;
             let answer = audit::staff_as_of(registry, &staff, at).await?;
+            if !answer.calls.is_empty() {
+                let logged = Event::from(ContactHistorySearched {
+                    actor: caller.id.clone(),
+                    role: None,
+                    purpose: callvault_domain::Purpose::Security,
+                    case_reference: None,
+                    filter_fields: vec!["staffAsOf".to_owned()],
+                    results: answer
+                        .calls
+                        .iter()
+                        .filter_map(|c| c.call_id.parse().ok().map(ContactRef::Call))
+                        .collect(),
+                    searched_at: registry.now(),
+                });
+                crate::audio::record_access(registry, &caller.id, &[logged]).await?;
+            }
             Ok(StaffAsOf {
                 staff_id: answer.staff_id,
                 at: answer.at,

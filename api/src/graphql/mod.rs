@@ -42,6 +42,9 @@ pub struct Actor(pub StaffId);
 pub const MAX_DEPTH: usize = 12;
 /// Most complex query accepted (fields, weighted).
 pub const MAX_COMPLEXITY: usize = 500;
+/// The complexity of a field that reads the whole log: more than half the
+/// limit, so aliases cannot make one query read it twice.
+pub(crate) const EXPENSIVE: usize = MAX_COMPLEXITY / 2 + 1;
 
 pub fn schema(registry: Registry, projections: Projections) -> CallvaultSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
