@@ -40,6 +40,21 @@ async fn recorded_call(app: &TestApp, agent: &str) -> (String, String) {
     (call, body["recordingId"].as_str().unwrap().to_owned())
 }
 
+/// Restricts the processing of `call`, as the case worker on `case`.
+async fn restrict(app: &TestApp, call: &str, case: &str) {
+    let restricted = app
+        .gql_as(
+            "kaisa.case",
+            "mutation($i: RestrictProcessingInput!) { restrictProcessing(input: $i) { call { restricted } } }",
+            json!({"i": {"callId": call, "caseReference": case, "reason": "accuracy contested"}}),
+        )
+        .await;
+    assert_eq!(
+        restricted["data"]["restrictProcessing"]["call"]["restricted"], true,
+        "{restricted}"
+    );
+}
+
 async fn open(app: &TestApp, staff: &str, call: &str, purpose: &str) -> Value {
     app.gql_as(staff, CALL, json!({"id": call, "purpose": purpose}))
         .await
@@ -534,17 +549,7 @@ async fn a_case_worker_serves_a_data_subject_without_handing_over_the_access_log
 async fn searches_leave_restricted_calls_out_unless_the_law_allows() {
     let app = TestApp::new().await;
     let (call, _) = recorded_call(&app, "anna.agent").await;
-    let restricted = app
-        .gql_as(
-            "kaisa.case",
-            "mutation($i: RestrictProcessingInput!) { restrictProcessing(input: $i) { call { restricted } } }",
-            json!({"i": {"callId": call, "caseReference": "DSR-2", "reason": "accuracy contested"}}),
-        )
-        .await;
-    assert_eq!(
-        restricted["data"]["restrictProcessing"]["call"]["restricted"], true,
-        "{restricted}"
-    );
+    restrict(&app, &call, "DSR-2").await;
     let count = |v: &Value| v["data"]["search"]["items"].as_array().map(Vec::len);
     let verify = app
         .gql_as("kaisa.case", SEARCH, json!({"purpose": "verification"}))
@@ -661,14 +666,7 @@ async fn a_restriction_reaches_past_views_the_history_and_the_subject_view() {
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let before = chrono::Utc::now().to_rfc3339();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let restricted = app
-        .gql_as(
-            "kaisa.case",
-            "mutation($i: RestrictProcessingInput!) { restrictProcessing(input: $i) { call { restricted } } }",
-            json!({"i": {"callId": call, "caseReference": "DSR-4", "reason": "accuracy contested"}}),
-        )
-        .await;
-    assert_eq!(restricted["errors"], Value::Null, "{restricted}");
+    restrict(&app, &call, "DSR-4").await;
 
     // The call as it was before the restriction is restricted now too.
     let as_of = "query($id: ID!, $at: DateTime!, $p: String!) { callAsOf(id: $id, at: $at, purpose: $p) { callerNumber } }";
@@ -758,17 +756,7 @@ async fn while_an_upgrade_rebuilds_calls_a_restriction_still_keeps_the_call_out(
     let release = Release(hold.clone());
     let app = app.upgrading_calls(hold).await;
     assert!(app.projections.is_stale("calls"));
-    let restricted = app
-        .gql_as(
-            "kaisa.case",
-            "mutation($i: RestrictProcessingInput!) { restrictProcessing(input: $i) { call { restricted } } }",
-            json!({"i": {"callId": call, "caseReference": "DSR-3", "reason": "accuracy contested"}}),
-        )
-        .await;
-    assert_eq!(
-        restricted["data"]["restrictProcessing"]["call"]["restricted"], true,
-        "{restricted}"
-    );
+    restrict(&app, &call, "DSR-3").await;
     // The answering build has not seen the restriction; the answers have.
     assert!(app.projections.is_stale("calls"));
     let verify = app

@@ -128,11 +128,23 @@ impl TestApp {
                 .await
                 .unwrap();
         }
+        let models = callvault_projections::all(RetentionPolicy::default());
+        Self::serving(dir, registry, store, clock, models).await
+    }
+
+    /// The router over `registry`, with `models` opened as its read models.
+    async fn serving(
+        dir: tempfile::TempDir,
+        registry: Registry,
+        store: Arc<dyn EventStore>,
+        clock: Arc<TestClock>,
+        models: Vec<Arc<dyn callvault_projections::Projection>>,
+    ) -> Self {
         let projections = Projections::open(
             dir.path().join("projections"),
             store.clone(),
             registry.journal().clone(),
-            callvault_projections::all(RetentionPolicy::default()),
+            models,
         )
         .await
         .unwrap();
@@ -168,27 +180,7 @@ impl TestApp {
         let mut models = callvault_projections::all(RetentionPolicy::default());
         models.retain(|m| m.name() != callvault_projections::models::calls::NAME);
         models.push(Arc::new(HeldCallsUpgrade { hold }));
-        let projections = Projections::open(
-            dir.path().join("projections"),
-            store.clone(),
-            registry.journal().clone(),
-            models,
-        )
-        .await
-        .unwrap();
-        Self {
-            router: app(AppState::new(
-                registry.clone(),
-                projections.clone(),
-                MAX_UPLOAD,
-                std::sync::Arc::new(authenticator()),
-            )),
-            projections,
-            registry,
-            store,
-            clock,
-            dir,
-        }
+        Self::serving(dir, registry, store, clock, models).await
     }
 
     pub fn set_now(&self, t: &str) {
