@@ -493,7 +493,8 @@ impl Config {
             None => None,
             Some(host) if host.trim().is_empty() => None,
             Some(host) => {
-                let (tls, origin) = pick("CALLVAULT_SMTP_TLS", raw_smtp.tls, "starttls");
+                let (tls, tls_origin) = pick("CALLVAULT_SMTP_TLS", raw_smtp.tls, "starttls");
+                let origin = tls_origin.clone();
                 let tls = match tls.trim() {
                     "starttls" => SmtpTls::StartTls,
                     "tls" => SmtpTls::Implicit,
@@ -546,11 +547,22 @@ impl Config {
                     raw_smtp.retry_seconds,
                     30,
                 )?;
+                let username = env.var("CALLVAULT_SMTP_USERNAME").or(raw_smtp.username);
+                if tls == SmtpTls::None && username.is_some() {
+                    // The login, and every transcript after it, would
+                    // cross the network in clear.
+                    return Err(ConfigError::Invalid {
+                        setting: "smtp.tls",
+                        origin: tls_origin,
+                        reason: "`none` with `smtp.username`: credentials need starttls or tls"
+                            .into(),
+                    });
+                }
                 Some(SmtpConfig {
                     host: host.trim().to_owned(),
                     port,
                     tls,
-                    username: env.var("CALLVAULT_SMTP_USERNAME").or(raw_smtp.username),
+                    username,
                     password_file: path("CALLVAULT_SMTP_PASSWORD_FILE", raw_smtp.password_file),
                     from,
                     max_attempts,
@@ -678,6 +690,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("auth.leeway_seconds"), "{err}");
+        let err = Config::load(
+            None,
+            &env(&[
+                ("CALLVAULT_SMTP_HOST", "mail"),
+                ("CALLVAULT_SMTP_TLS", "none"),
+                ("CALLVAULT_SMTP_USERNAME", "callvault"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("credentials need starttls or tls"), "{err}");
+        assert!(err.contains("CALLVAULT_SMTP_TLS"), "{err}");
     }
 
     #[test]

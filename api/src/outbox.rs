@@ -99,7 +99,7 @@ impl SmtpMailer {
 #[async_trait]
 impl Mailer for SmtpMailer {
     async fn send(&self, mail: &Mail) -> Result<(), String> {
-        let hide = |e: String| e.replace(mail.to.as_str(), "<recipient>");
+        let hide = |e: String| scrub(&e, mail.to.as_str());
         let to: Mailbox = mail
             .to
             .as_str()
@@ -119,6 +119,25 @@ impl Mailer for SmtpMailer {
             .map(|_| ())
             .map_err(|e| hide(e.to_string()))
     }
+}
+
+/// `text` with `address` blanked out, in whatever ASCII case a server
+/// echoed it (the failure text is stored in the immutable log).
+pub fn scrub(text: &str, address: &str) -> String {
+    if address.is_empty() {
+        return text.to_owned();
+    }
+    // ASCII case only, so byte offsets in `lower` are those in `text`.
+    let (lower, to) = (text.to_ascii_lowercase(), address.to_ascii_lowercase());
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (at, _) in lower.match_indices(&to) {
+        out.push_str(&text[rest..at]);
+        out.push_str("<recipient>");
+        rest = at + to.len();
+    }
+    out.push_str(&text[rest..]);
+    out
 }
 
 /// The `Message-ID` of an order's mail: the same on every attempt, and
@@ -381,5 +400,25 @@ pub async fn run(registry: Registry, mailer: Arc<dyn Mailer>, policy: Policy) {
             }
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrub;
+
+    #[test]
+    fn an_echoed_address_is_blanked_in_any_case() {
+        assert_eq!(
+            scrub(
+                "550 <Maija@Example.FI>: no such user (maija@example.fi)",
+                "maija@example.fi"
+            ),
+            "550 <<recipient>>: no such user (<recipient>)"
+        );
+        assert_eq!(
+            scrub("451 try later — ääkköset", "maija@example.fi"),
+            "451 try later — ääkköset"
+        );
     }
 }

@@ -14,6 +14,9 @@ use crate::{
 /// Longest chat message accepted, in characters.
 pub const MAX_MESSAGE: usize = 10_000;
 
+/// How far ahead of the register's clock a chat system's times may be.
+const CLOCK_AHEAD_MINUTES: i64 = 5;
+
 pub fn decide(
     state: &ChatState,
     chat_id: ChatId,
@@ -69,6 +72,17 @@ pub fn decide(
                 return Err(DomainError::InvalidField {
                     field: "text",
                     reason: format!("it has {n} characters; at most {MAX_MESSAGE} are allowed"),
+                });
+            }
+            // A chat system's clock running ahead would keep the chat
+            // from ending (and from retention) until that time.
+            if cmd.sent_at > ctx.now + chrono::Duration::minutes(CLOCK_AHEAD_MINUTES) {
+                return Err(DomainError::InvalidField {
+                    field: "sentAt",
+                    reason: format!(
+                        "{} is in the future (the register's time is {}); send the time the message was sent",
+                        cmd.sent_at, ctx.now
+                    ),
                 });
             }
             let sent_at = cmd.sent_at.max(chat.started_at);

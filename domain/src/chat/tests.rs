@@ -76,6 +76,30 @@ fn messages_are_numbered_in_order() {
 }
 
 #[test]
+fn a_message_from_the_future_is_refused() {
+    let state = given([start()]);
+    // ctx's clock is 12:00; a few minutes of skew pass, an hour does not.
+    let soon = ChatCommand::AppendMessage(AppendChatMessage {
+        from: ChatParty::Customer,
+        text: "hei".into(),
+        sent_at: at(12, 4),
+    });
+    assert!(when(&state, soon).is_ok());
+    let later = ChatCommand::AppendMessage(AppendChatMessage {
+        from: ChatParty::Customer,
+        text: "hei".into(),
+        sent_at: at(13, 0),
+    });
+    assert!(matches!(
+        when(&state, later),
+        Err(DomainError::InvalidField {
+            field: "sentAt",
+            ..
+        })
+    ));
+}
+
+#[test]
 fn no_message_after_the_chat_ended() {
     let state = given([start(), end(5)]);
     assert!(matches!(
