@@ -143,6 +143,14 @@ async fn upload_inner(
             "recording {recording_id} is already stored"
         )));
     }
+    // A recording id belongs to one call: audio stored under it for
+    // another call must not be overwritten (nor share its key, and so its
+    // purge and its holds).
+    if registry.blobs().exists(recording_id) {
+        return Err(AppError::Conflict(format!(
+            "recording id {recording_id} is already used by another call; give each recording its own id"
+        )));
+    }
     // Where custody will keep it once stored: a held or restricted call's
     // keys live in the hold bucket, never destroyed as a bucket.
     let bucket = if loaded.state.controls.is_held() || loaded.state.controls.is_restricted() {

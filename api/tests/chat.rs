@@ -466,7 +466,7 @@ async fn an_order_waits_while_the_chats_processing_is_restricted() {
             &case,
             &chat_id,
             ChatCommand::LiftRestriction(LiftRestriction {
-                subject_informed_at: "2026-03-03T09:30:00Z".parse().unwrap(),
+                subject_informed_at: "2026-03-03T10:00:00Z".parse().unwrap(),
                 reason: "resolved".into(),
             }),
             None,

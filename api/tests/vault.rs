@@ -536,3 +536,28 @@ async fn retention_keeps_the_key_of_a_recording_still_uploading() {
     assert!(!response.status().is_success(), "{}", response.status());
     assert!(!app.registry.blobs().exists(rec));
 }
+
+#[tokio::test]
+async fn a_recording_id_used_by_one_call_is_refused_for_another() {
+    let app = TestApp::new().await;
+    let (first, rec, data) = uploaded(&app, 5000).await;
+    let second = app.ended_call().await;
+    let request = Request::post(format!("/calls/{second}/recordings"))
+        .header("content-type", "audio/wav")
+        .header("x-recording-id", rec.as_str())
+        .header("authorization", common::bearer("telephony.pbx"))
+        .body(Body::from(audio(7000)))
+        .unwrap();
+    let (status, _, body) = app.request(request).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(String::from_utf8_lossy(&body).contains("already used by another call"));
+    // The first call's audio is untouched.
+    let (status, _, played) = app.play(&first, &rec, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(played, data);
+}

@@ -227,6 +227,20 @@ impl Controls {
                 informed_at: cmd.subject_informed_at,
             });
         }
+        // The subject is told about lifting *this* restriction (GDPR art.
+        // 18(3)): a notice from before it was placed — a late retry of
+        // lifting an earlier one, say — does not count.
+        if let Some(r) = &self.restriction
+            && cmd.subject_informed_at < r.restricted_at
+        {
+            return Err(DomainError::InvalidField {
+                field: "subjectInformedAt",
+                reason: format!(
+                    "it is before this restriction was placed ({}): inform the data subject of lifting this one",
+                    r.restricted_at
+                ),
+            });
+        }
         let reason = required_text("reason", &cmd.reason, MAX_REASON)?;
         Ok(vec![
             RestrictionLifted {

@@ -93,6 +93,15 @@ impl PhoneNumber {
         if international.starts_with('0') {
             return Err(PhoneNumberError::InvalidCountryCode);
         }
+        // `+358 040…` / `00358 09…`: the Finnish trunk zero typed after the
+        // country code is not part of the number (else one number would
+        // have two forms, and a data subject's calls be missed).
+        let international = match international.strip_prefix(DEFAULT_COUNTRY_CODE) {
+            Some(rest) if rest.starts_with('0') => {
+                format!("{DEFAULT_COUNTRY_CODE}{}", rest.trim_start_matches('0'))
+            }
+            _ => international,
+        };
         match international.len() {
             n if n < MIN_DIGITS => Err(PhoneNumberError::TooShort { digits: n }),
             n if n > MAX_DIGITS => Err(PhoneNumberError::TooLong { digits: n }),
@@ -154,6 +163,9 @@ mod tests {
             "(029) 550 2000",
             "029.550.2000",
             " 0295502000 ",
+            "+358 0295 50 2000",
+            "00358 029 550 2000",
+            "+358 (029) 550 2000",
         ] {
             assert_eq!(
                 PhoneNumber::parse(typed).map(|p| p.to_string()),

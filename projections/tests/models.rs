@@ -892,3 +892,72 @@ fn stats_count_calls_recordings_holds_and_duration_percentiles_per_service_and_d
     assert_eq!(all.calls, 4);
     assert_eq!(rows.len(), 2);
 }
+
+fn rectified(call: u128, correction: Correction) -> Event {
+    CallRectified {
+        call_id: id(call),
+        correction,
+        reason: Personal::new("DSR: recorded wrong".into()),
+        rectified_at: t(6, 0, 0),
+    }
+    .into()
+}
+
+#[test]
+fn stats_follow_corrections_of_start_end_and_service() {
+    let d = |day| NaiveDate::from_ymd_opt(2026, 3, day).unwrap();
+    // Call 1: 09:00–09:02 on the 3rd under 0295 50 2000, recorded.
+    let mut log = call_log();
+    // Its start moves to 08:50 (12 min), then its end to 09:30 (40 min),
+    // then it moves to the other service line and its end to 08:55.
+    log.push(rectified(1, Correction::StartedAt(t(3, 8, 50))));
+    let (_d, view) = fold(&stats::Stats, &log);
+    let (line, _) = stats::totals(&view, d(3), d(3), Some("+358295502000")).unwrap();
+    assert_eq!(line.max_duration, 720, "12 min, not the 2 min it was");
+    assert_eq!(line.percentile(0.5), Some(600), "12 min and 10 min");
+    log.push(rectified(1, Correction::EndedAt(t(3, 9, 30))));
+    let (_d, view) = fold(&stats::Stats, &log);
+    let (line, _) = stats::totals(&view, d(3), d(3), Some("+358295502000")).unwrap();
+    assert_eq!(line.max_duration, 2400);
+    assert_eq!(line.ended, 2, "corrected, not counted twice");
+    log.push(rectified(
+        1,
+        Correction::ServiceNumber(phone("0295 50 3000")),
+    ));
+    log.push(rectified(1, Correction::EndedAt(t(3, 8, 55))));
+    let (_d, view) = fold(&stats::Stats, &log);
+    let (old_line, _) = stats::totals(&view, d(3), d(3), Some("+358295502000")).unwrap();
+    assert_eq!(
+        (old_line.calls, old_line.recorded),
+        (1, 0),
+        "only call 2 is left"
+    );
+    assert_eq!(old_line.max_duration, 600, "the 40 min left with the call");
+    let (new_line, _) = stats::totals(&view, d(3), d(3), Some("+358295503000")).unwrap();
+    assert_eq!((new_line.calls, new_line.recorded), (1, 1));
+    assert_eq!(new_line.max_duration, 300, "shortened to 5 min");
+    // A start corrected across midnight moves it to that day.
+    log.push(rectified(2, Correction::StartedAt(t(2, 23, 50))));
+    let (_d, view) = fold(&stats::Stats, &log);
+    let (day2, _) = stats::totals(&view, d(2), d(2), None).unwrap();
+    assert_eq!(day2.calls, 1);
+    let (day3, _) = stats::totals(&view, d(3), d(3), Some("+358295502000")).unwrap();
+    assert_eq!(day3.calls, 0);
+}
+
+#[test]
+fn the_subject_view_shows_a_call_as_corrected() {
+    let mut log = call_log();
+    log.push(rectified(3, Correction::EndedAt(t(4, 11, 0))));
+    log.push(rectified(3, Correction::StartedAt(t(4, 10, 50))));
+    log.push(rectified(
+        3,
+        Correction::ServiceNumber(phone("0295 50 2000")),
+    ));
+    let (_d, view) = fold(&subjects::Subjects, &log);
+    let (calls, _) = subjects::lookup(&view, &[phone("050 765 4321")], 10).unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].started_at, t(4, 10, 50));
+    assert_eq!(calls[0].ended_at, Some(t(4, 11, 0)));
+    assert_eq!(calls[0].service_number, "+358295502000");
+}

@@ -25,6 +25,7 @@ pub fn decide(
 ) -> Result<Vec<Event>, DomainError> {
     let contact = ContactRef::Call(call_id);
     if let CallCommand::Start(cmd) = command {
+        ctx.not_ahead("startedAt", cmd.started_at)?;
         return start(state, call_id, cmd);
     }
     let call = state
@@ -37,6 +38,7 @@ pub fn decide(
             if let Some(ended_at) = call.ended_at {
                 return Err(DomainError::CallAlreadyEnded { call_id, ended_at });
             }
+            ctx.not_ahead("endedAt", cmd.ended_at)?;
             if cmd.ended_at < call.started_at {
                 return Err(DomainError::EndBeforeStart {
                     call_id,
@@ -139,6 +141,7 @@ pub fn decide(
                     Correction::AgentName(Personal::new(required_text("agentName", &n, MAX_NAME)?))
                 }
                 CorrectionInput::StartedAt(t) => {
+                    ctx.not_ahead("startedAt", t)?;
                     if call.ended_at.is_some_and(|end| t > end) {
                         return Err(DomainError::InvalidField {
                             field: "startedAt",
@@ -151,6 +154,7 @@ pub fn decide(
                     if call.ended_at.is_none() {
                         return Err(DomainError::CallNotEnded { call_id });
                     }
+                    ctx.not_ahead("endedAt", t)?;
                     if t < call.started_at {
                         return Err(DomainError::EndBeforeStart {
                             call_id,

@@ -95,6 +95,44 @@ fn when(state: &CallState, cmd: CallCommand) -> Result<Vec<Event>, DomainError> 
 }
 
 #[test]
+fn times_far_ahead_of_the_register_clock_are_refused() {
+    // ctx's clock is 10:00: an end or a corrected end in the next year
+    // would postpone the call's retention by that much.
+    let state = given([start()]);
+    let far = at(10, 0) + chrono::Duration::days(365);
+    let refused = |r: Result<Vec<Event>, DomainError>| matches!(r, Err(DomainError::InvalidField { field, .. }) if field == "endedAt" || field == "startedAt");
+    assert!(refused(when(
+        &state,
+        CallCommand::End(EndCall { ended_at: far })
+    )));
+    assert!(refused(when(
+        &state,
+        CallCommand::Rectify(RectifyCall {
+            correction: CorrectionInput::StartedAt(far),
+            reason: "wrong clock".into(),
+        })
+    )));
+    let ended = given([start(), end()]);
+    assert!(refused(when(
+        &ended,
+        CallCommand::Rectify(RectifyCall {
+            correction: CorrectionInput::EndedAt(far),
+            reason: "wrong clock".into(),
+        })
+    )));
+    // A few minutes of skew pass.
+    assert!(
+        when(
+            &state,
+            CallCommand::End(EndCall {
+                ended_at: at(10, 4)
+            })
+        )
+        .is_ok()
+    );
+}
+
+#[test]
 fn a_call_starts_once() {
     let state = given([start()]);
     assert!(matches!(
@@ -254,8 +292,20 @@ fn lifting_a_restriction_needs_the_subject_informed_first() {
         when(&state, future),
         Err(DomainError::SubjectInformedInFuture { .. })
     ));
-    let ok = CallCommand::LiftRestriction(LiftRestriction {
+    // A notice from before this restriction was placed is about another.
+    let earlier = CallCommand::LiftRestriction(LiftRestriction {
         subject_informed_at: ctx().now - Duration::days(1),
+        reason: "verified".into(),
+    });
+    assert!(matches!(
+        when(&state, earlier),
+        Err(DomainError::InvalidField {
+            field: "subjectInformedAt",
+            ..
+        })
+    ));
+    let ok = CallCommand::LiftRestriction(LiftRestriction {
+        subject_informed_at: ctx().now,
         reason: "verified".into(),
     });
     let state = when(&state, ok).unwrap().iter().fold(state, evolve);

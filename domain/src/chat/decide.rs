@@ -14,9 +14,6 @@ use crate::{
 /// Longest chat message accepted, in characters.
 pub const MAX_MESSAGE: usize = 10_000;
 
-/// How far ahead of the register's clock a chat system's times may be.
-const CLOCK_AHEAD_MINUTES: i64 = 5;
-
 pub fn decide(
     state: &ChatState,
     chat_id: ChatId,
@@ -28,6 +25,7 @@ pub fn decide(
         if state.chat.is_some() {
             return Err(DomainError::ChatAlreadyStarted { chat_id });
         }
+        ctx.not_ahead("startedAt", cmd.started_at)?;
         if cmd.chat_id != chat_id {
             return Err(DomainError::WrongAggregate {
                 command_for: format!("chat {}", cmd.chat_id),
@@ -76,15 +74,7 @@ pub fn decide(
             }
             // A chat system's clock running ahead would keep the chat
             // from ending (and from retention) until that time.
-            if cmd.sent_at > ctx.now + chrono::Duration::minutes(CLOCK_AHEAD_MINUTES) {
-                return Err(DomainError::InvalidField {
-                    field: "sentAt",
-                    reason: format!(
-                        "{} is in the future (the register's time is {}); send the time the message was sent",
-                        cmd.sent_at, ctx.now
-                    ),
-                });
-            }
+            ctx.not_ahead("sentAt", cmd.sent_at)?;
             let sent_at = cmd.sent_at.max(chat.started_at);
             Ok(vec![
                 ChatMessageAppended {
@@ -101,6 +91,7 @@ pub fn decide(
             if let Some(ended_at) = chat.ended_at {
                 return Err(DomainError::ChatAlreadyEnded { chat_id, ended_at });
             }
+            ctx.not_ahead("endedAt", cmd.ended_at)?;
             let last = state
                 .messages
                 .iter()

@@ -18,7 +18,9 @@ use crate::{
 
 pub const NAME: &str = "calls";
 /// v1: first version.
-pub const VERSION: u32 = 1;
+/// v2: numbers typed `+358 0…` are read without the trunk zero (one number,
+/// one form), so caller-index keys of such calls change.
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingRow {

@@ -1,7 +1,8 @@
 //! `stats`: per service number and day — calls, how many were recorded,
 //! held or had a recording purged, and the distribution of durations
-//! (p50, p90, max) — for analysts (R5). Counted on the day the call
-//! started, under the service number it started with.
+//! (p50, p90, max) — for analysts (R5). Counted on the (UTC) day the call
+//! started, under its service number — both as corrected (R18), like its
+//! duration.
 
 use callvault_domain::{ContactRef, Event};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,7 +16,9 @@ use crate::{
 pub const NAME: &str = "stats";
 /// v1: first version.
 /// v2: a call's start time lives in its per-call row (one key less per call).
-pub const VERSION: u32 = 2;
+/// v3: corrections of a call's start, end or service number move it (its
+/// day, its duration, its service) as the domain's fold does.
+pub const VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct CallStat {
@@ -247,7 +250,8 @@ impl Projection for Stats {
     }
 
     fn apply(&self, tx: &mut Tx<'_>, env: &Envelope) -> Result<(), ProjectionError> {
-        let (call, start) = match &env.event {
+        use callvault_domain::call::Correction;
+        let call = match &env.event {
             Event::CallStarted(e) => {
                 let stat = CallStat {
                     service: e.service_number.to_string(),
@@ -259,35 +263,29 @@ impl Projection for Stats {
                 let id = e.call_id.to_string();
                 return tx.insert_row(call_key(&id), stat);
             }
-            Event::CallEnded(e) => (e.call_id.to_string(), None),
-            Event::RecordingStored(e) => (e.call_id.to_string(), None),
-            Event::RecordingPurged(e) => (e.call_id.to_string(), None),
+            Event::CallEnded(e) => e.call_id,
+            Event::RecordingStored(e) => e.call_id,
+            Event::RecordingPurged(e) => e.call_id,
             Event::HoldPlaced(e) => match e.contact {
-                ContactRef::Call(c) => (c.to_string(), None),
+                ContactRef::Call(c) => c,
                 ContactRef::Chat(_) => return Ok(()),
             },
             Event::CallRectified(e) => match e.correction {
-                callvault_domain::call::Correction::EndedAt(t) => (e.call_id.to_string(), Some(t)),
+                Correction::EndedAt(_)
+                | Correction::StartedAt(_)
+                | Correction::ServiceNumber(_) => e.call_id,
                 _ => return Ok(()),
             },
             _ => return Ok(()),
         };
+        let call = call.to_string();
         let Some(stat) = tx.row_mut::<CallStat>(&call_key(&call))? else {
             return Ok(());
         };
         let mut stat = stat.clone();
-        let ended_at = match &env.event {
-            Event::CallEnded(e) => Some(e.ended_at),
-            _ => start,
-        };
         match &env.event {
-            Event::CallEnded(_) | Event::CallRectified(_) => {
-                let Some(ended) = ended_at else {
-                    return Ok(());
-                };
-                let duration = stat
-                    .started_at
-                    .map_or(0, |s| (ended - s).num_seconds().max(0));
+            Event::CallEnded(e) => {
+                let duration = duration(stat.started_at, e.ended_at);
                 let old = stat.duration;
                 bump(tx, &stat, |d| {
                     if let Some(o) = old {
@@ -299,6 +297,28 @@ impl Projection for Stats {
                     d.max_duration = d.max_duration.max(duration);
                 })?;
                 stat.duration = Some(duration);
+            }
+            Event::CallRectified(e) => {
+                // Out of the day it was counted on, corrected, and into
+                // the day (and service) it belongs to now.
+                bump(tx, &stat, |d| d.remove(&stat))?;
+                let ended_at = stat
+                    .started_at
+                    .zip(stat.duration)
+                    .map(|(s, d)| s + chrono::Duration::seconds(d));
+                match &e.correction {
+                    Correction::StartedAt(t) => {
+                        stat.started_at = Some(*t);
+                        stat.day = t.date_naive();
+                        stat.duration = ended_at.map(|end| duration(Some(*t), end));
+                    }
+                    Correction::EndedAt(t) => {
+                        stat.duration = Some(duration(stat.started_at, *t));
+                    }
+                    Correction::ServiceNumber(p) => stat.service = p.to_string(),
+                    _ => {}
+                }
+                bump(tx, &stat, |d| d.add(&stat))?;
             }
             Event::RecordingStored(_) if !stat.recorded => {
                 bump(tx, &stat, |d| d.recorded += 1)?;
@@ -315,6 +335,49 @@ impl Projection for Stats {
             _ => {}
         }
         tx.insert_row(call_key(&call), stat)
+    }
+}
+
+/// Seconds from `start` to `end`, never negative.
+fn duration(start: Option<DateTime<Utc>>, end: DateTime<Utc>) -> i64 {
+    start.map_or(0, |s| (end - s).num_seconds().max(0))
+}
+
+impl DayStats {
+    /// Counts one call's contribution in.
+    fn add(&mut self, stat: &CallStat) {
+        self.calls += 1;
+        self.recorded += u64::from(stat.recorded);
+        self.held += u64::from(stat.held);
+        self.purged += u64::from(stat.purged);
+        if let Some(d) = stat.duration {
+            self.ended += 1;
+            self.durations.add(bucket_of(d), 1);
+            self.max_duration = self.max_duration.max(d);
+        }
+    }
+
+    /// Takes one call's contribution out. If it was the longest, the
+    /// maximum falls to the start of the longest bucket left (the exact
+    /// durations are not kept).
+    fn remove(&mut self, stat: &CallStat) {
+        self.calls = self.calls.saturating_sub(1);
+        self.recorded = self.recorded.saturating_sub(u64::from(stat.recorded));
+        self.held = self.held.saturating_sub(u64::from(stat.held));
+        self.purged = self.purged.saturating_sub(u64::from(stat.purged));
+        if let Some(d) = stat.duration {
+            self.ended = self.ended.saturating_sub(1);
+            self.durations.take_one(bucket_of(d));
+            if d >= self.max_duration {
+                self.max_duration = self
+                    .durations
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(b, _)| bucket_floor(b))
+                    .last()
+                    .unwrap_or(0);
+            }
+        }
     }
 }
 

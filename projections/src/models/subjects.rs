@@ -14,7 +14,9 @@ use crate::{
 
 pub const NAME: &str = "subjects";
 /// v1: first version.
-pub const VERSION: u32 = 1;
+/// v2: start, end and service-number corrections applied (and numbers
+/// typed `+358 0…` normalised without the trunk zero).
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectRecording {
@@ -139,9 +141,23 @@ impl Projection for Subjects {
                 }
             }
             Event::CallRectified(e) => {
-                if let callvault_domain::call::Correction::Caller(p) = &e.correction {
-                    let new = p.clear().map(|p| p.to_string());
-                    update(tx, &e.call_id.to_string(), |r| r.number = new)?;
+                // Every correction, as `calls` applies them: the subject's
+                // answer shows the data as corrected (R18). The number
+                // index follows the row (its start time included).
+                use callvault_domain::call::Correction;
+                let id = e.call_id.to_string();
+                match &e.correction {
+                    Correction::Caller(p) => {
+                        let new = p.clear().map(|p| p.to_string());
+                        update(tx, &id, |r| r.number = new)?;
+                    }
+                    Correction::StartedAt(t) => update(tx, &id, |r| r.started_at = *t)?,
+                    Correction::EndedAt(t) => update(tx, &id, |r| r.ended_at = Some(*t))?,
+                    Correction::ServiceNumber(p) => {
+                        let new = p.to_string();
+                        update(tx, &id, |r| r.service_number = new)?;
+                    }
+                    Correction::AgentName(_) => {}
                 }
             }
             Event::ContactHistoryPurged(e) => {
