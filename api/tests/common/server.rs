@@ -61,9 +61,18 @@ impl Server {
     /// Gives the tests' staff (`common::STAFF`) their roles; roles already
     /// held (a restarted server) are left as they are.
     pub async fn grant_staff(&self) {
-        for (who, role, team) in super::STAFF {
+        // Nobody grants themselves a role: the operator (the first
+        // administrator) grants everyone else, then another administrator
+        // grants the operator its other roles.
+        let (others, own): (Vec<_>, Vec<_>) = super::STAFF
+            .iter()
+            .partition(|(who, _, _)| *who != super::OPERATOR);
+        let by_operator = others.into_iter().map(|s| (super::OPERATOR, s));
+        let by_admin = own.into_iter().map(|s| ("alma.admin", s));
+        for (granter, (who, role, team)) in by_operator.chain(by_admin) {
             let answer = self
-                .gql(
+                .gql_as(
+                    granter,
                     "mutation($i: GrantRoleInput!) { grantRole(input: $i) { staffId } }",
                     json!({"i": {"staffId": who, "role": role.name(), "supervises": team}}),
                 )

@@ -46,6 +46,14 @@ pub fn decide(
                     role: cmd.role,
                 });
             }
+            // Four eyes: nobody widens their own rights (an administrator
+            // granting themselves `security` to listen, or `auditor`).
+            if ctx.actor == *staff_id {
+                return Err(DomainError::InvalidField {
+                    field: "staffId",
+                    reason: "nobody grants a role to themselves: another administrator must".into(),
+                });
+            }
             Ok(vec![
                 RoleGranted {
                     staff_id: staff_id.clone(),

@@ -163,3 +163,23 @@ proptest! {
         prop_assert_eq!(fold(history.iter()), state);
     }
 }
+
+#[test]
+fn nobody_grants_a_role_to_themselves() {
+    let admin = samples::staff("admin");
+    let refused = decide(
+        &StaffState::default(),
+        &admin,
+        grant(Role::Security),
+        &ctx(),
+    );
+    assert!(matches!(
+        refused,
+        Err(DomainError::InvalidField {
+            field: "staffId",
+            ..
+        })
+    ));
+    // The same grant to someone else is fine.
+    assert!(when(&StaffState::default(), grant(Role::Security)).is_ok());
+}
