@@ -204,3 +204,32 @@ async fn a_resend_without_its_times_is_recognised_as_the_same_command() {
     assert_eq!(again["data"]["endCall"]["replayed"], true, "{again}");
     assert_eq!(app.head().await, head, "nothing written twice");
 }
+
+#[tokio::test]
+async fn a_request_over_its_time_limit_is_answered_in_graphqls_shape() {
+    let mut app = TestApp::new().await;
+    app.router = callvault::app(
+        callvault::AppState::new(
+            app.registry.clone(),
+            app.projections.clone(),
+            common::MAX_UPLOAD,
+            std::sync::Arc::new(common::authenticator()),
+        )
+        .with_request_timeout(std::time::Duration::ZERO),
+    );
+    let (status, body) = app
+        .gql_with(
+            Some(&common::bearer("kaisa.case")),
+            "{ search(purpose: \"verification\") { items { id } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, axum::http::StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ran longer")
+    );
+}
