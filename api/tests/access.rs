@@ -55,6 +55,24 @@ async fn restrict(app: &TestApp, call: &str, case: &str) {
     );
 }
 
+/// A restricted `call` (anna's, the only one) is left out of a
+/// verification search and shown for a legal claim, and anna's own open
+/// is refused; returns that refusal.
+async fn kept_out_but_for_the_law(app: &TestApp, call: &str) -> Value {
+    let count = |v: &Value| v["data"]["search"]["items"].as_array().map(Vec::len);
+    let verify = app
+        .gql_as("kaisa.case", SEARCH, json!({"purpose": "verification"}))
+        .await;
+    assert_eq!(count(&verify), Some(0), "{verify}");
+    let legal = app
+        .gql_as("kaisa.case", SEARCH, json!({"purpose": "legal_claim"}))
+        .await;
+    assert_eq!(count(&legal), Some(1), "{legal}");
+    let own = open(app, "anna.agent", call, "verification").await;
+    assert_eq!(error_code(&own), "FORBIDDEN", "{own}");
+    own
+}
+
 async fn open(app: &TestApp, staff: &str, call: &str, purpose: &str) -> Value {
     app.gql_as(staff, CALL, json!({"id": call, "purpose": purpose}))
         .await
@@ -550,17 +568,7 @@ async fn searches_leave_restricted_calls_out_unless_the_law_allows() {
     let app = TestApp::new().await;
     let (call, _) = recorded_call(&app, "anna.agent").await;
     restrict(&app, &call, "DSR-2").await;
-    let count = |v: &Value| v["data"]["search"]["items"].as_array().map(Vec::len);
-    let verify = app
-        .gql_as("kaisa.case", SEARCH, json!({"purpose": "verification"}))
-        .await;
-    assert_eq!(count(&verify), Some(0), "{verify}");
-    let legal = app
-        .gql_as("kaisa.case", SEARCH, json!({"purpose": "legal_claim"}))
-        .await;
-    assert_eq!(count(&legal), Some(1), "{legal}");
-    let own = open(&app, "anna.agent", &call, "verification").await;
-    assert_eq!(error_code(&own), "FORBIDDEN");
+    let own = kept_out_but_for_the_law(&app, &call).await;
     assert!(
         own["errors"][0]["message"]
             .as_str()
@@ -759,16 +767,7 @@ async fn while_an_upgrade_rebuilds_calls_a_restriction_still_keeps_the_call_out(
     restrict(&app, &call, "DSR-3").await;
     // The answering build has not seen the restriction; the answers have.
     assert!(app.projections.is_stale("calls"));
-    let verify = app
-        .gql_as("kaisa.case", SEARCH, json!({"purpose": "verification"}))
-        .await;
-    assert_eq!(count(&verify), Some(0), "{verify}");
-    let legal = app
-        .gql_as("kaisa.case", SEARCH, json!({"purpose": "legal_claim"}))
-        .await;
-    assert_eq!(count(&legal), Some(1), "{legal}");
-    let own = open(&app, "anna.agent", &call, "verification").await;
-    assert_eq!(error_code(&own), "FORBIDDEN", "{own}");
+    kept_out_but_for_the_law(&app, &call).await;
 
     // Once the rebuild has taken over, the same answers from the model.
     drop(release);

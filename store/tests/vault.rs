@@ -222,18 +222,23 @@ fn a_rotation_that_never_finished_is_rolled_back_at_open() {
     assert!(!dir.path().join("wrapped/2027-03-03.g2.tmp").exists());
 }
 
+/// A closed vault with `n` recordings' keys in one bucket; the first key.
+fn vault_of(dir: &Path, n: u128) -> [u8; 32] {
+    let vault = KeyVault::open(dir).unwrap();
+    let key = vault
+        .create_key(rec(1), day(3))
+        .unwrap()
+        .secret_bytes_for_audit();
+    for i in 2..=n {
+        vault.create_key(rec(i), day(3)).unwrap();
+    }
+    key
+}
+
 #[test]
 fn a_torn_key_record_is_cut_off_and_the_rest_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let key = {
-        let vault = KeyVault::open(dir.path()).unwrap();
-        let key = vault
-            .create_key(rec(1), day(3))
-            .unwrap()
-            .secret_bytes_for_audit();
-        vault.create_key(rec(2), day(3)).unwrap();
-        key
-    };
+    let key = vault_of(dir.path(), 2);
     let path = dir.path().join("wrapped/2027-03-03.g1.keys");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
@@ -372,16 +377,7 @@ fn a_second_opener_of_a_vault_is_refused_until_the_first_closes() {
 #[test]
 fn a_missing_kek_folder_or_a_damaged_record_refuses_to_open_and_deletes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let key = {
-        let vault = KeyVault::open(dir.path()).unwrap();
-        let key = vault
-            .create_key(rec(1), day(3))
-            .unwrap()
-            .secret_bytes_for_audit();
-        vault.create_key(rec(2), day(3)).unwrap();
-        vault.create_key(rec(3), day(3)).unwrap();
-        key
-    };
+    let key = vault_of(dir.path(), 3);
     let wrapped = dir.path().join("wrapped/2027-03-03.g1.keys");
     let before = std::fs::read(&wrapped).unwrap();
 
