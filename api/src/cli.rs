@@ -511,8 +511,11 @@ async fn demo_command(config: Config, command: DemoCommand) -> anyhow::Result<Ex
 }
 
 fn is_in_use(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| c.to_string().contains("is in use by another process"))
+    e.chain().any(|c| {
+        c.downcast_ref::<callvault_store::vault::VaultError>()
+            .is_some_and(|v| matches!(v, callvault_store::vault::VaultError::InUse(_)))
+            || c.to_string().contains("is in use by another process")
+    })
 }
 
 async fn projections_command(
@@ -760,7 +763,9 @@ async fn retention_command(config: Config, command: RetentionCommand) -> anyhow:
             if dry_run {
                 return Ok(failures_exit(&report));
             }
-            if owed || destroyed_any(&report) {
+            // A bucket that failed may have destroyed its KEK before it
+            // failed: its compaction is owed too.
+            if owed || destroyed_any(&report) || !report.failed.is_empty() {
                 let projections = open_projections(&config, &registry).await?;
                 let names = callvault_projections::WITH_PERSONAL_DATA;
                 let bar = if json {
@@ -1012,7 +1017,7 @@ async fn retention_schedule(
             continue;
         }
         match retention::run(&registry, registry.now(), false, None).await {
-            Ok(report) if owed || destroyed_any(&report) => {
+            Ok(report) if owed || destroyed_any(&report) || !report.failed.is_empty() => {
                 tracing::info!(
                     buckets = report.buckets.len(),
                     "scheduled retention run purged buckets; rebuilding the read models that held their data"

@@ -98,8 +98,14 @@ pub fn reconcile(
 ) -> Result<usize, VaultError> {
     let mut moved = 0;
     let mut left_hold = false;
+    let open = items.ended_at.is_none();
     for (owner, want) in items.desired(policy) {
         match vault.bucket_of(owner)? {
+            // A contact that has not ended whose key retention put off to
+            // a later day stays there (moving it back would bring it into
+            // a day already destroyed, over and over).
+            Some(Bucket::Expiry(have)) if open && matches!(want, Bucket::Expiry(w) if have > w) => {
+            }
             Some(have) if have != want => {
                 vault.move_to(owner, want)?;
                 left_hold |= have == Bucket::Hold;

@@ -262,6 +262,21 @@ async fn a_call_that_never_ended_does_not_stop_retention() {
         .bucket_of(KeyOwner::Contact(ContactRef::Call(id)))
         .unwrap();
     assert_ne!(bucket_after, bucket_before);
+    // A later command on the open call leaves its key where it was put off.
+    let fixed = app
+        .gql(
+            "mutation($i: RectifyCallInput!) { rectifyCall(input: $i) { call { id } } }",
+            json!({"i": {"callId": open, "agentName": "Anna A.", "reason": "typo"}}),
+        )
+        .await;
+    assert_eq!(fixed["errors"], Value::Null, "{fixed}");
+    assert_eq!(
+        app.registry
+            .vault()
+            .bucket_of(KeyOwner::Contact(ContactRef::Call(id)))
+            .unwrap(),
+        bucket_after
+    );
     let seen = app
         .gql(
             "query($id: ID!) { call(id: $id, purpose: \"verification\") { callerNumber } }",

@@ -468,7 +468,7 @@ impl Projections {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let names = self.rebuild_many(&crate::WITH_PERSONAL_DATA)?;
-            self.wait_for_rebuilds().await?;
+            self.wait_for_builds_of(&names).await?;
             Ok(names)
         }
         .await;
@@ -476,6 +476,41 @@ impl Projections {
             compaction::clear_due(&self.root)?;
         }
         result
+    }
+
+    /// Waits until the rebuilds just started for `names` have switched
+    /// (or one failed) — not for any other model's, nor judged by an old
+    /// failure of another build.
+    async fn wait_for_builds_of(&self, names: &[&'static str]) -> Result<(), ProjectionError> {
+        let started: Vec<(&Arc<Slot>, Option<String>)> = names
+            .iter()
+            .map(|n| {
+                let slot = self.slot(n)?;
+                Ok((slot, slot.rebuild_progress().map(|p| p.build)))
+            })
+            .collect::<Result<_, ProjectionError>>()?;
+        loop {
+            let mut busy = false;
+            for (slot, build) in &started {
+                let Some(p) = slot.rebuild_progress() else {
+                    continue;
+                };
+                if Some(&p.build) != build.as_ref() {
+                    continue; // a later rebuild took over: fresh storage too
+                }
+                if let Some(e) = p.error {
+                    return Err(ProjectionError::Task(format!(
+                        "rebuild of {}: {e}",
+                        slot.name()
+                    )));
+                }
+                busy |= !p.finished;
+            }
+            if !busy {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Clears the compaction note of a purge that destroyed nothing —
@@ -727,6 +762,8 @@ impl Runner {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         m.view.flush()?;
+        // CURRENT may name the new build before it answers: after a crash
+        // it resumes from its own durable checkpoint either way.
         write_current(&m.slot.dir, &build)?;
         let old = {
             let mut active = m
@@ -734,6 +771,11 @@ impl Runner {
                 .active
                 .write()
                 .map_err(|_| ProjectionError::Task("lock".into()))?;
+            // Decided under the lock the old build publishes under: if it
+            // moved on meanwhile, the switch waits for the next round.
+            if m.checkpoint < *m.slot.applied.borrow() {
+                return Ok(());
+            }
             m.slot.applied.send_replace(m.checkpoint);
             std::mem::replace(&mut *active, m.view.clone())
         };

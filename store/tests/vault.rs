@@ -389,7 +389,8 @@ fn a_missing_kek_folder_or_a_damaged_record_refuses_to_open_and_deletes_nothing(
         panic!("a vault without any KEK opened");
     };
     assert!(
-        e.to_string().contains("no key-encryption key at all"),
+        e.to_string()
+            .contains("not yet due have no key-encryption key"),
         "{e}"
     );
     assert_eq!(
@@ -416,4 +417,22 @@ fn a_missing_kek_folder_or_a_damaged_record_refuses_to_open_and_deletes_nothing(
     let vault = KeyVault::open(dir.path()).unwrap();
     assert_eq!(live(&vault, rec(1)), key);
     assert!(matches!(vault.key(rec(3)).unwrap(), KeyLookup::Live(_)));
+}
+
+#[test]
+fn a_purge_stopped_between_kek_and_key_file_leaves_a_vault_that_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let past = Bucket::Expiry(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
+    {
+        let vault = KeyVault::open(dir.path()).unwrap();
+        vault.create_key(rec(1), past).unwrap();
+    }
+    // The KEK was destroyed; the wrapped-key file was not yet deleted.
+    std::fs::remove_file(dir.path().join("kek/2026-01-01.g1.kek")).unwrap();
+    let vault = KeyVault::open(dir.path()).unwrap();
+    assert!(matches!(vault.key(rec(1)).unwrap(), KeyLookup::Gone));
+    assert!(
+        dir.path().join("wrapped/2026-01-01.g1.keys").exists(),
+        "left alone"
+    );
 }

@@ -154,13 +154,19 @@ impl AuditQuery {
                     if let (Some(owner), Some(stored)) = (owner, &e.stored)
                         && restricted.contains(&owner)
                     {
-                        e.data = match registry.journal().decode_sealed(stored) {
-                            Ok(sealed) => audit::withhold(
-                                &e.data,
-                                &serde_json::to_value(&sealed).unwrap_or_default(),
-                                "processing is restricted",
-                            ),
-                            Err(_) => serde_json::json!({"$withheld": "processing is restricted"}),
+                        // Fails closed: anything short of a clean sealed
+                        // decode withholds the whole event's data.
+                        let whole = || serde_json::json!({"$withheld": "processing is restricted"});
+                        e.data = match registry
+                            .journal()
+                            .decode_sealed(stored)
+                            .ok()
+                            .and_then(|sealed| serde_json::to_value(&sealed).ok())
+                        {
+                            Some(sealed) => {
+                                audit::withhold(&e.data, &sealed, "processing is restricted")
+                            }
+                            None => whole(),
                         };
                     }
                 }

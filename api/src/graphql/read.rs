@@ -511,10 +511,13 @@ impl ReadQuery {
             let role = scope.role;
             let exclude_restricted = filter.exclude_restricted;
             let caller_number = filter.caller.as_ref().map(|c| c.as_e164().to_owned());
+            // Stale at either end of the read counts: a switch in between
+            // must not let an old build's rows through unchecked.
+            let stale_before = stale(ctx, calls::NAME);
             let view = view(ctx, calls::NAME).await?;
             let page =
                 blocking(move || calls::search(&view, &filter, after.as_deref(), limit)).await?;
-            let items: Vec<CallView> = if stale(ctx, calls::NAME) {
+            let items: Vec<CallView> = if stale_before || stale(ctx, calls::NAME) {
                 // An older build that no longer follows the log may not
                 // know of restrictions, rectifications or purges since
                 // the upgrade began: each call shown is as the log has it.
@@ -701,8 +704,23 @@ impl ReadQuery {
             let view = view(ctx, subjects::NAME).await?;
             let (mut calls, more) =
                 blocking(move || subjects::lookup(&view, &numbers, SUBJECT_MAX_CALLS)).await?;
-            // Restricted calls only for the purposes the law allows (R19).
-            if !policy::RESTRICTED_PURPOSES.contains(&purpose) {
+            // Restricted calls only for the purposes the law allows (R19):
+            // from the log while a model answers from an older build.
+            if !policy::RESTRICTED_PURPOSES.contains(&purpose)
+                && (stale(ctx, calls::NAME) || stale(ctx, subjects::NAME))
+            {
+                let mut open = Vec::with_capacity(calls.len());
+                for c in calls {
+                    let Ok(id) = c.call_id.parse() else { continue };
+                    if super::call::from_log(registry, id)
+                        .await?
+                        .is_some_and(|call| !call.restricted)
+                    {
+                        open.push(c);
+                    }
+                }
+                calls = open;
+            } else if !policy::RESTRICTED_PURPOSES.contains(&purpose) {
                 let call_rows = super::read::view(ctx, calls::NAME).await?;
                 calls = blocking(move || {
                     let mut open = Vec::with_capacity(calls.len());

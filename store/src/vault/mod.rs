@@ -299,16 +299,24 @@ impl KeyVault {
         kek::private_dir(&wrapped_dir)?;
         let live = keks.list()?;
         let (files, without_kek) = wrapped::open_all(&wrapped_dir, &live)?;
-        if live.is_empty() && !without_kek.is_empty() {
-            // Keys on disk and not one KEK: far likelier a missing or
-            // unmounted KEK folder (or KMS) than a vault whose every
-            // bucket was destroyed. Opening would show every contact as
-            // shredded; refuse, and touch nothing.
+        // A wrapped-key file without its KEK is what a purge leaves if it
+        // stops between destroying the KEK and deleting the file — but only
+        // for a day already due. For the hold bucket (never destroyed) or a
+        // day still ahead it means KEKs are missing (a KEK folder or KMS not
+        // there): opening would show those contacts as shredded. Refuse,
+        // and touch nothing.
+        let today = chrono::Utc::now().date_naive();
+        let missing: Vec<&PathBuf> = without_kek
+            .iter()
+            .filter(|(b, _)| !matches!(b, Bucket::Expiry(day) if *day <= today))
+            .map(|(_, p)| p)
+            .collect();
+        if let Some(first) = missing.first() {
             return Err(VaultError::Damaged {
-                path: wrapped_dir,
+                path: (*first).clone(),
                 reason: format!(
-                    "{} wrapped-key file(s) but no key-encryption key at all: is the KEK folder missing or not mounted? Nothing was changed",
-                    without_kek.len()
+                    "{} wrapped-key file(s) of buckets not yet due have no key-encryption key: is the KEK folder missing or not mounted? Nothing was changed",
+                    missing.len()
                 ),
             });
         }

@@ -232,6 +232,9 @@ impl BucketFile {
     }
 }
 
+/// Wrapped-key files found without their KEK, by bucket.
+pub(crate) type WithoutKek = Vec<(Bucket, PathBuf)>;
+
 /// Opens the current file of every bucket whose KEK exists and deletes
 /// what is superseded: files of other generations of such a bucket, and
 /// temporary files of writes that never finished. Files of a bucket with
@@ -241,7 +244,7 @@ impl BucketFile {
 pub(crate) fn open_all(
     dir: &Path,
     live: &[(Bucket, u32)],
-) -> Result<(BTreeMap<Bucket, BucketFile>, Vec<PathBuf>), VaultError> {
+) -> Result<(BTreeMap<Bucket, BucketFile>, WithoutKek), VaultError> {
     let mut found: BTreeMap<Bucket, Vec<u32>> = BTreeMap::new();
     let entries = std::fs::read_dir(dir).map_err(io_err(format!("listing {}", dir.display())))?;
     for e in entries.flatten() {
@@ -273,7 +276,7 @@ pub(crate) fn open_all(
             for g in &generations {
                 let path = dir.join(file_name(bucket, *g));
                 tracing::warn!(file = %path.display(), "wrapped-key file without its key-encryption key: left alone and unused");
-                without_kek.push(path);
+                without_kek.push((bucket, path));
             }
             continue;
         };
