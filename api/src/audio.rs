@@ -143,13 +143,29 @@ async fn upload_inner(
             "recording {recording_id} is already stored"
         )));
     }
-    // A recording id belongs to one call: audio stored under it for
-    // another call must not be overwritten (nor share its key, and so its
-    // purge and its holds).
-    if registry.blobs().exists(recording_id) {
-        return Err(AppError::Conflict(format!(
+    // A recording id belongs to one call, for good: audio stored under it
+    // for another call must not be overwritten (nor share its key, and so
+    // its purge and its holds), not even after that audio was purged. The
+    // claim is a durable mark beside the audio; this call's own earlier
+    // attempt (a crash before its event) may go on.
+    let used_by_another = || {
+        AppError::Conflict(format!(
             "recording id {recording_id} is already used by another call; give each recording its own id"
-        )));
+        ))
+    };
+    let blobs = registry.blobs().clone();
+    let had_audio = blobs.exists(recording_id);
+    let owner = call_id.to_string();
+    let claimed = tokio::task::spawn_blocking(move || blobs.claim(recording_id, &owner))
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("blob task failed: {e}")))?
+        .map_err(blob_error)?;
+    match claimed {
+        callvault_store::blob::Claim::Other(_) => return Err(used_by_another()),
+        // Audio from before claims existed, with no mark: whose it is
+        // cannot be told, so it is not overwritten.
+        callvault_store::blob::Claim::Fresh if had_audio => return Err(used_by_another()),
+        callvault_store::blob::Claim::Fresh | callvault_store::blob::Claim::Ours => {}
     }
     // Where custody will keep it once stored: a held or restricted call's
     // keys live in the hold bucket, never destroyed as a bucket.

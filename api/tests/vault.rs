@@ -576,3 +576,43 @@ async fn a_recording_id_used_by_one_call_is_refused_for_another() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(played, data);
 }
+
+#[tokio::test]
+async fn a_recording_id_stays_its_calls_after_a_purge_and_its_own_retry_may_go_on() {
+    let app = TestApp::new().await;
+    let upload_as = |call: String, rec: String, len: usize| {
+        let app = &app;
+        async move {
+            let request = Request::post(format!("/calls/{call}/recordings"))
+                .header("content-type", "audio/wav")
+                .header("x-recording-id", rec.as_str())
+                .header("authorization", common::bearer("telephony.pbx"))
+                .body(Body::from(audio(len)))
+                .unwrap();
+            app.request(request).await.0
+        }
+    };
+    // A crash between the audio and its event left this call's own blob
+    // behind: the retry goes on and stores it.
+    let call = app.ended_call().await;
+    let rec: callvault_domain::RecordingId = uuid::Uuid::now_v7().to_string().parse().unwrap();
+    assert_eq!(
+        app.registry.blobs().claim(rec, &call).unwrap(),
+        callvault_store::blob::Claim::Fresh
+    );
+    let path = app.registry.blobs().path(rec);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, b"a blob from before the crash").unwrap();
+    assert_eq!(
+        upload_as(call.clone(), rec.to_string(), 3000).await,
+        StatusCode::CREATED
+    );
+    // After its call's recording is purged, the id is still that call's.
+    run_retention(&app, "2027-03-05T03:00:00Z").await;
+    assert!(!app.registry.blobs().exists(rec), "purged");
+    let other = app.ended_call().await;
+    assert_eq!(
+        upload_as(other, rec.to_string(), 3000).await,
+        StatusCode::CONFLICT
+    );
+}

@@ -232,6 +232,17 @@ impl Drop for BlobWriter {
     }
 }
 
+/// What [`BlobStore::claim`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The id was free; it is this owner's now.
+    Fresh,
+    /// This owner had claimed it already (an earlier attempt).
+    Ours,
+    /// Another owner holds it.
+    Other(String),
+}
+
 /// Decrypts a recording from any offset, one segment at a time.
 pub struct BlobReader {
     file: File,
@@ -444,6 +455,49 @@ impl BlobStore {
 
     pub fn exists(&self, recording: RecordingId) -> bool {
         self.path(recording).exists()
+    }
+
+    /// Marks `recording` as `owner`'s (an opaque id, the call's) before
+    /// its audio is written, durably, so a recording id is never used by
+    /// two owners — not even after its audio is purged (the mark stays).
+    pub fn claim(&self, recording: RecordingId, owner: &str) -> Result<Claim, BlobError> {
+        use std::io::Write;
+        let path = self.path(recording).with_extension("owner");
+        if let Some(dir) = path.parent()
+            && !dir.is_dir()
+        {
+            std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(format!("syncing {}", self.dir.display())))?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(owner.as_bytes())
+                    .and_then(|()| f.sync_all())
+                    .map_err(io(format!("writing {}", path.display())))?;
+                if let Some(dir) = path.parent() {
+                    File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(io(format!("syncing {}", dir.display())))?;
+                }
+                Ok(Claim::Fresh)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let held = std::fs::read_to_string(&path)
+                    .map_err(io(format!("reading {}", path.display())))?;
+                Ok(if held.trim() == owner {
+                    Claim::Ours
+                } else {
+                    Claim::Other(held.trim().to_owned())
+                })
+            }
+            Err(e) => Err(io(format!("creating {}", path.display()))(e)),
+        }
     }
 
     /// Removes a blob (hygiene once its key is destroyed). Removing a blob
