@@ -491,10 +491,24 @@ impl CheckpointFile {
     }
 }
 
+/// The public key (hex) of the register's signing key, if it has one
+/// (never creates it).
+pub fn own_public_key(vault_dir: &Path) -> Result<Option<String>, AppError> {
+    if !vault_dir.join(SIGNING_KEY_FILE).exists() {
+        return Ok(None);
+    }
+    let key = signing_key(vault_dir)?;
+    Ok(Some(hex::encode(
+        aws_lc_rs::signature::KeyPair::public_key(&key).as_ref(),
+    )))
+}
+
+const SIGNING_KEY_FILE: &str = "checkpoint.ed25519.p8";
+
 /// The register's Ed25519 signing key, in the vault folder (owner-only),
 /// created on first use.
 pub fn signing_key(vault_dir: &Path) -> Result<Ed25519KeyPair, AppError> {
-    let path = vault_dir.join("checkpoint.ed25519.p8");
+    let path = vault_dir.join(SIGNING_KEY_FILE);
     let internal = |what: &str, e: &dyn std::fmt::Display| {
         AppError::Internal(anyhow::anyhow!("{what} {}: {e}", path.display()))
     };
@@ -512,6 +526,11 @@ pub fn signing_key(vault_dir: &Path) -> Result<Ed25519KeyPair, AppError> {
             let mut file = options.open(&path).map_err(|e| internal("creating", &e))?;
             std::io::Write::write_all(&mut file, &bytes).map_err(|e| internal("writing", &e))?;
             file.sync_all().map_err(|e| internal("syncing", &e))?;
+            // Its name in the folder must be durable too, or a power loss
+            // could lose the key and a new one be made without notice.
+            std::fs::File::open(vault_dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| internal("syncing the folder of", &e))?;
             bytes
         }
         Err(e) => return Err(internal("reading", &e)),

@@ -107,7 +107,8 @@ pub enum Command {
         /// A checkpoint file from `callvault checkpoint --out`.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
-        /// The public key you trust (hex); default: the file's own.
+        /// The public key you trust (hex); default: this register's own
+        /// signing key (never the key the file names).
         #[arg(long, value_name = "HEX")]
         public_key: Option<String>,
     },
@@ -654,14 +655,7 @@ fn print_status(status: &[callvault_projections::SlotStatus]) {
 /// Opens the log, the vault and the blob store, and finishes any purge a
 /// crash interrupted.
 pub async fn open_registry(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Registry> {
-    let store = open_store(config).await?;
-    let vault_dir = config.vault_dir();
-    let vault = tokio::task::spawn_blocking(move || KeyVault::open(&vault_dir))
-        .await?
-        .with_context(|| format!("opening the key vault in {}", config.vault_dir().display()))?;
-    let blobs = BlobStore::open(config.blob_dir())
-        .with_context(|| format!("opening the audio store in {}", config.blob_dir().display()))?;
-    let registry = Registry::new(store, Arc::new(vault), blobs, config.retention, clock);
+    let registry = open_registry_as_is(config, clock).await?;
     if let Some(report) = retention::finish_interrupted(&registry)
         .await
         .context("finishing interrupted purges")?
@@ -671,6 +665,26 @@ pub async fn open_registry(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Re
         }
     }
     Ok(registry)
+}
+
+/// Opens the register as it is, changing nothing: for the auditors'
+/// commands (`verify`, `replay`, `state`, `migrate check`), which report
+/// an interrupted purge rather than finish it first.
+async fn open_registry_as_is(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Registry> {
+    let store = open_store(config).await?;
+    let vault_dir = config.vault_dir();
+    let vault = tokio::task::spawn_blocking(move || KeyVault::open(&vault_dir))
+        .await?
+        .with_context(|| format!("opening the key vault in {}", config.vault_dir().display()))?;
+    let blobs = BlobStore::open(config.blob_dir())
+        .with_context(|| format!("opening the audio store in {}", config.blob_dir().display()))?;
+    Ok(Registry::new(
+        store,
+        Arc::new(vault),
+        blobs,
+        config.retention,
+        clock,
+    ))
 }
 
 fn clock(now: Option<DateTime<Utc>>) -> Arc<dyn Clock> {
@@ -1067,7 +1081,7 @@ async fn replay(
     limit: Option<usize>,
     format: ReplayFormat,
 ) -> anyhow::Result<ExitCode> {
-    let registry = open_registry(&config, Arc::new(SystemClock)).await?;
+    let registry = open_registry_as_is(&config, Arc::new(SystemClock)).await?;
     let mut cursor = filter;
     let mut remaining = limit.unwrap_or(usize::MAX);
     let mut failures = 0usize;
@@ -1138,7 +1152,7 @@ fn counting_bar(what: &str) -> indicatif::ProgressBar {
 }
 
 async fn state_command(config: Config, command: StateCommand) -> anyhow::Result<ExitCode> {
-    let registry = open_registry(&config, Arc::new(SystemClock)).await?;
+    let registry = open_registry_as_is(&config, Arc::new(SystemClock)).await?;
     match command {
         StateCommand::Call { id, as_of } => {
             let call_id: callvault_domain::CallId = id
@@ -1177,14 +1191,26 @@ async fn verify_command(
     checkpoint: Option<PathBuf>,
     public_key: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let registry = open_registry(&config, Arc::new(SystemClock)).await?;
+    let registry = open_registry_as_is(&config, Arc::new(SystemClock)).await?;
     let checkpoint = match &checkpoint {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
             let file: crate::audit::CheckpointFile = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a checkpoint file", path.display()))?;
-            if let Err(why) = file.check_signature(public_key.as_deref()) {
+            // Trust a key, never the file's word for it: the one given, or
+            // this register's own signing key.
+            let trusted = match public_key.clone() {
+                Some(k) => k,
+                None => match crate::audit::own_public_key(&config.vault_dir())? {
+                    Some(k) => k,
+                    None => anyhow::bail!(
+                        "--checkpoint {}: this register has no signing key of its own; give the public key you trust with --public-key",
+                        path.display()
+                    ),
+                },
+            };
+            if let Err(why) = file.check_signature(Some(&trusted)) {
                 eprintln!("checkpoint {}: {why}", path.display());
                 return Ok(ExitCode::FAILURE);
             }
@@ -1292,7 +1318,7 @@ async fn checkpoint_command(config: Config, out: Option<PathBuf>) -> anyhow::Res
 }
 
 async fn migrate_check_command(config: Config) -> anyhow::Result<ExitCode> {
-    let registry = open_registry(&config, Arc::new(SystemClock)).await?;
+    let registry = open_registry_as_is(&config, Arc::new(SystemClock)).await?;
     let bar = counting_bar("decoding");
     let report = crate::audit::migrate_check(&registry, |n| bar.set_position(n)).await?;
     bar.finish_and_clear();

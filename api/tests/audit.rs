@@ -198,6 +198,29 @@ fn a_signed_checkpoint_catches_what_chains_alone_cannot() {
     );
     assert!(!ok);
     assert!(err.contains("another key"), "{err}");
+
+    // A checkpoint forged whole — a new key, signing whatever it likes,
+    // naming itself — is not trusted for naming itself: without
+    // --public-key the register's own key decides.
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let forger =
+        Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref()).unwrap();
+    let mut forged = signed.clone();
+    forged["public_key"] = Value::from(hex::encode(forger.public_key().as_ref()));
+    let message = callvault_domain::register::LogCheckpointSigned::message(
+        signed["position"].as_u64().unwrap(),
+        signed["events"].as_u64().unwrap(),
+        signed["digest"].as_str().unwrap(),
+    );
+    forged["signature"] = Value::from(hex::encode(forger.sign(&message).as_ref()));
+    std::fs::write(&cp, forged.to_string()).unwrap();
+    let (ok, _, err) = callvault(
+        dir.path(),
+        &["verify", "--checkpoint", cp.to_str().unwrap()],
+    );
+    assert!(!ok, "a self-signed forgery passed");
+    assert!(err.contains("another key"), "{err}");
 }
 
 #[test]

@@ -295,6 +295,25 @@ fn assert_a_start_finishes_the_purge(data: &Path, owner: KeyOwner) {
 }
 
 #[tokio::test]
+async fn an_auditors_verify_reports_an_interrupted_purge_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let owner = purge_interrupted(data).await;
+    let out = callvault(data, &["verify"], &[]);
+    assert!(!out.status.success(), "the key left behind is reported");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("NOT DESTROYED"), "{said}");
+    let vault = KeyVault::open(data.join("keys")).unwrap();
+    assert!(
+        matches!(vault.key(owner).unwrap(), KeyLookup::Live(_)),
+        "verify finished nothing: it reports the register as it is"
+    );
+    drop(vault);
+    // Any other command's start finishes the purge, as before.
+    assert_a_start_finishes_the_purge(data, owner);
+}
+
+#[tokio::test]
 async fn a_crash_between_tombstone_and_key_destruction_is_finished_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let owner = purge_interrupted(dir.path()).await;
