@@ -649,6 +649,12 @@ pub async fn copy_log(
         StreamName,
         Option<(u64, callvault_store::ChainHash)>,
     > = std::collections::HashMap::new();
+    // Per stream, the source's last event found already on the target
+    // (below the target's head): its hash is checked at the end. The
+    // chains link every event to the one before, so one equal hash
+    // vouches for the whole prefix.
+    let mut vouched: std::collections::HashMap<StreamName, (u64, callvault_store::ChainHash)> =
+        std::collections::HashMap::new();
     let mut summary = CopySummary::default();
     let mut after = None;
     loop {
@@ -680,6 +686,9 @@ pub async fn copy_log(
                         e.stream
                     );
                 }
+                if e.revision.0 < rev {
+                    vouched.insert(e.stream.clone(), (e.revision.0, e.metadata.hash));
+                }
                 summary.skipped += 1;
                 continue;
             }
@@ -701,6 +710,23 @@ pub async fn copy_log(
         );
         if summary.stopped_early {
             break;
+        }
+    }
+    // A target stream longer than the source's must still begin with it.
+    for (stream, (revision, hash)) in vouched {
+        let there = target
+            .read_stream(
+                &stream,
+                StreamFrom::Revision(callvault_store::Revision(revision)),
+                Direction::Forwards,
+                1,
+            )
+            .await?;
+        if there.first().map(|t| t.metadata.hash) != Some(hash) {
+            anyhow::bail!(
+                "the target's stream {stream} differs from the source's at revision {revision}: \
+                 the target holds another log"
+            );
         }
     }
     Ok(summary)
@@ -756,4 +782,60 @@ pub async fn restricted_now(
             .controls
             .is_restricted(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use callvault_store::{
+        EventStore, ExpectedRevision, NewEvent, StreamName, memory::MemoryStore,
+    };
+
+    fn event(n: u8) -> NewEvent {
+        NewEvent {
+            id: uuid::Uuid::from_bytes([n; 16]),
+            event_type: "Thing".into(),
+            schema_version: 1,
+            payload: vec![n],
+            actor: "tester".into(),
+            correlation_id: None,
+            causation_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn copy_refuses_a_target_whose_longer_stream_is_another() {
+        let stream = StreamName::new("call-1").unwrap();
+        let source = MemoryStore::new();
+        source
+            .append(&stream, ExpectedRevision::Any, vec![event(1)])
+            .await
+            .unwrap();
+        let target = MemoryStore::new();
+        target
+            .append(
+                &stream,
+                ExpectedRevision::Any,
+                vec![event(7), event(8), event(9)],
+            )
+            .await
+            .unwrap();
+        let refused = super::copy_log(&source, &target, None, |_, _, _| {}).await;
+        let why = refused.expect_err("copied onto another log").to_string();
+        assert!(
+            why.contains("differs from the source's at revision 0"),
+            "{why}"
+        );
+        // A target that holds the source's events (and more) is fine.
+        let same = MemoryStore::new();
+        super::copy_log(&source, &same, None, |_, _, _| {})
+            .await
+            .unwrap();
+        same.append(&stream, ExpectedRevision::Any, vec![event(2)])
+            .await
+            .unwrap();
+        let again = super::copy_log(&source, &same, None, |_, _, _| {})
+            .await
+            .unwrap();
+        assert_eq!((again.copied, again.skipped), (0, 1));
+    }
 }
