@@ -385,7 +385,20 @@ pub async fn verify_register(
     let mut verifier = Verifier::new();
     let mut tombstones = 0;
     let mut leftovers = Vec::new();
-    let mut checked = None;
+    // A checkpoint of the empty log is met before the first event.
+    let compare = |cp: &CheckpointFile, digest: String| {
+        if digest == cp.digest {
+            CheckpointCheck::Extends {
+                position: cp.position,
+                events: cp.events,
+            }
+        } else {
+            CheckpointCheck::Differs { events: cp.events }
+        }
+    };
+    let mut checked = checkpoint
+        .filter(|cp| cp.events == 0)
+        .map(|cp| compare(cp, verifier.summary().digest_hex()));
     let mut after = None;
     loop {
         let page = store.read_all(after, 4096).await.map_err(AppError::from)?;
@@ -397,15 +410,7 @@ pub async fn verify_register(
                 && checked.is_none()
                 && verifier.events() == cp.events
             {
-                let now = verifier.summary();
-                checked = Some(if now.digest_hex() == cp.digest {
-                    CheckpointCheck::Extends {
-                        position: cp.position,
-                        events: cp.events,
-                    }
-                } else {
-                    CheckpointCheck::Differs { events: cp.events }
-                });
+                checked = Some(compare(cp, verifier.summary().digest_hex()));
             }
             if r.event_type == "RecordingPurged" {
                 tombstones += 1;

@@ -556,3 +556,19 @@ fn a_purge_rebuilds_the_models_holding_personal_data_also_with_json() {
         "the rebuild it owed is paid"
     );
 }
+
+#[test]
+fn a_checkpoint_of_the_empty_log_is_met_by_any_log_that_grew_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = dir.path().join("cp.json");
+    let (ok, out, err) = callvault(dir.path(), &["checkpoint", "--out", cp.to_str().unwrap()]);
+    assert!(ok, "{err}{out}");
+    let signed: Value = serde_json::from_str(&std::fs::read_to_string(&cp).unwrap()).unwrap();
+    assert_eq!(signed["events"], 0, "{signed}");
+    let (ok, out, err) = callvault(
+        dir.path(),
+        &["verify", "--checkpoint", cp.to_str().unwrap()],
+    );
+    assert!(ok, "{err}{out}");
+    assert!(out.contains("extends the signed one"), "{out}");
+}

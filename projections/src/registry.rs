@@ -371,24 +371,7 @@ impl Projections {
 
     /// Waits until every rebuild has finished (or failed).
     pub async fn wait_for_rebuilds(&self) -> Result<(), ProjectionError> {
-        loop {
-            let mut busy = false;
-            for slot in self.slots.values() {
-                if let Some(p) = slot.rebuild_progress() {
-                    if let Some(e) = p.error {
-                        return Err(ProjectionError::Task(format!(
-                            "rebuild of {}: {e}",
-                            slot.name()
-                        )));
-                    }
-                    busy |= !p.finished;
-                }
-            }
-            if !busy {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.wait_for_builds_of(&self.names()).await
     }
 
     /// The build answering queries for `name`, caught up with the log as
