@@ -376,6 +376,7 @@ async fn seed_chat(registry: &Registry, plan: &DemoPlan, i: u64) -> anyhow::Resu
                     },
                     text: lines[m as usize % lines.len()].into(),
                     sent_at: at,
+                    client_message_id: None,
                 }),
                 None,
             )

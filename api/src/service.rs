@@ -153,8 +153,11 @@ impl Aggregate for Chat {
             ChatCommand::PlaceHold(c) => Some(format!("HoldPlaced/{}", c.hold_id)),
             ChatCommand::ReleaseHold(c) => Some(format!("HoldReleased/{}", c.hold_id)),
             ChatCommand::PurgeContactHistory(_) => Some("ContactHistoryPurged".into()),
-            ChatCommand::AppendMessage(_)
-            | ChatCommand::RecordTranscriptEmailFailed(_)
+            ChatCommand::AppendMessage(c) => c
+                .client_message_id
+                .as_ref()
+                .map(|id| format!("ChatMessageAppended/{id}")),
+            ChatCommand::RecordTranscriptEmailFailed(_)
             | ChatCommand::RestrictProcessing(_)
             | ChatCommand::LiftRestriction(_) => None,
         }

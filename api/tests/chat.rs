@@ -482,3 +482,57 @@ async fn an_order_waits_while_the_chats_processing_is_restricted() {
         [outbox::message_id(chat_id, request_id)]
     );
 }
+
+#[tokio::test]
+async fn a_resent_message_with_its_id_is_recognised_not_appended_twice() {
+    let app = TestApp::new().await;
+    let started = app
+        .gql(
+            START,
+            json!({"i": {"sourceSystem": "web", "sourceChatId": "c-9", "agentId": "anna.agent",
+                   "service": "benefits", "startedAt": "2026-03-03T09:00:00Z"}}),
+        )
+        .await;
+    let chat = started["data"]["startChat"]["chatId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{started}"))
+        .to_owned();
+    let say = |id: &'static str, text: &'static str| {
+        let app = &app;
+        let chat = chat.clone();
+        async move {
+            app.gql(
+                "mutation($i: AppendChatMessageInput!) { appendChatMessage(input: $i) { messages replayed } }",
+                json!({"i": {"chatId": chat, "from": "CUSTOMER", "text": text,
+                       "sentAt": "2026-03-03T09:00:30Z", "messageId": id}}),
+            )
+            .await
+        }
+    };
+    let first = say("m-1", "Hei!").await;
+    assert_eq!(
+        first["data"]["appendChatMessage"]["replayed"], false,
+        "{first}"
+    );
+    let again = say("m-1", "Hei!").await;
+    assert_eq!(
+        again["data"]["appendChatMessage"]["replayed"], true,
+        "{again}"
+    );
+    assert_eq!(again["data"]["appendChatMessage"]["messages"], 1, "{again}");
+    // The same id with other words is not a resend.
+    let other = say("m-1", "Moi!").await;
+    assert_eq!(error_code(&other), "CONFLICT", "{other}");
+    // Another id is another message.
+    let second = say("m-2", "Hei!").await;
+    assert_eq!(
+        second["data"]["appendChatMessage"]["messages"], 2,
+        "{second}"
+    );
+    assert_eq!(
+        view(&app, &chat).await["transcript"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+}

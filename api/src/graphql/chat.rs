@@ -75,6 +75,10 @@ pub struct AppendChatMessageInput {
     pub from: Party,
     pub text: String,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The chat system's own id of the message (at most 200 characters):
+    /// a resend with the same id and `sentAt` is answered `replayed`, not
+    /// appended twice. Give both to make retries safe.
+    pub message_id: Option<String>,
 }
 
 #[derive(InputObject, Debug)]
@@ -300,6 +304,14 @@ impl ChatMutation {
     ) -> async_graphql::Result<ChatWritten> {
         async {
             let chat_id = parse_chat_id("chatId", &input.chat_id)?;
+            if let Some(id) = &input.message_id
+                && (id.trim().is_empty() || id.chars().count() > 200)
+            {
+                return Err(AppError::invalid(
+                    "messageId",
+                    "give 1 to 200 characters (or leave it out)",
+                ));
+            }
             let command = ChatCommand::AppendMessage(AppendChatMessage {
                 from: input.from.into(),
                 text: input.text.clone(),
@@ -307,6 +319,7 @@ impl ChatMutation {
                     Some(t) => t,
                     None => now(ctx)?,
                 },
+                client_message_id: input.message_id.clone(),
             });
             write(ctx, chat_id, command, None).await
         }

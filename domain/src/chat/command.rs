@@ -23,6 +23,9 @@ pub struct AppendChatMessage {
     pub from: ChatParty,
     pub text: String,
     pub sent_at: DateTime<Utc>,
+    /// The chat system's own id of the message, if it gives one: a resend
+    /// with the same id (and time) is recognised, not appended twice.
+    pub client_message_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

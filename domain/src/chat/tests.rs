@@ -32,6 +32,7 @@ fn say(from: ChatParty, minute: u32) -> ChatCommand {
         from,
         text: format!("message at {minute}"),
         sent_at: at(11, minute),
+        client_message_id: None,
     })
 }
 
@@ -83,12 +84,14 @@ fn a_message_from_the_future_is_refused() {
         from: ChatParty::Customer,
         text: "hei".into(),
         sent_at: at(12, 4),
+        client_message_id: None,
     });
     assert!(when(&state, soon).is_ok());
     let later = ChatCommand::AppendMessage(AppendChatMessage {
         from: ChatParty::Customer,
         text: "hei".into(),
         sent_at: at(13, 0),
+        client_message_id: None,
     });
     assert!(matches!(
         when(&state, later),
