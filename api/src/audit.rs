@@ -792,20 +792,8 @@ pub async fn restricted_now(
 #[cfg(test)]
 mod tests {
     use callvault_store::{
-        EventStore, ExpectedRevision, NewEvent, StreamName, memory::MemoryStore,
+        EventStore, ExpectedRevision, StreamName, conformance::event, memory::MemoryStore,
     };
-
-    fn event(n: u8) -> NewEvent {
-        NewEvent {
-            id: uuid::Uuid::from_bytes([n; 16]),
-            event_type: "Thing".into(),
-            schema_version: 1,
-            payload: vec![n],
-            actor: "tester".into(),
-            correlation_id: None,
-            causation_id: None,
-        }
-    }
 
     #[tokio::test]
     async fn copy_refuses_a_target_whose_longer_stream_is_another() {

@@ -777,9 +777,7 @@ async fn retention_command(config: Config, command: RetentionCommand) -> anyhow:
             if dry_run {
                 return Ok(failures_exit(&report));
             }
-            // A bucket that failed may have destroyed its KEK before it
-            // failed: its compaction is owed too.
-            if owed || destroyed_any(&report) || !report.failed.is_empty() {
+            if owed || owes_compaction(&report) {
                 let projections = open_projections(&config, &registry).await?;
                 let names = callvault_projections::WITH_PERSONAL_DATA;
                 let bar = if json {
@@ -829,12 +827,15 @@ fn failures_exit(report: &retention::RunReport) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Whether a retention run destroyed anything (a key or an item).
-fn destroyed_any(report: &retention::RunReport) -> bool {
-    report
-        .buckets
-        .iter()
-        .any(|b| b.kek_destroyed || !b.purged.is_empty())
+/// Whether a retention run leaves the read models a rebuild to owe: it
+/// destroyed something (a key or an item), or a bucket failed — perhaps
+/// after destroying its KEK.
+fn owes_compaction(report: &retention::RunReport) -> bool {
+    !report.failed.is_empty()
+        || report
+            .buckets
+            .iter()
+            .any(|b| b.kek_destroyed || !b.purged.is_empty())
 }
 
 fn print_run_report(report: &retention::RunReport, dry_run: bool, now: DateTime<Utc>) {
@@ -1031,7 +1032,7 @@ async fn retention_schedule(
             continue;
         }
         match retention::run(&registry, registry.now(), false, None).await {
-            Ok(report) if owed || destroyed_any(&report) || !report.failed.is_empty() => {
+            Ok(report) if owed || owes_compaction(&report) => {
                 tracing::info!(
                     buckets = report.buckets.len(),
                     "scheduled retention run purged buckets; rebuilding the read models that held their data"

@@ -226,17 +226,12 @@ mod tests {
     async fn a_refused_import_hands_back_the_positions_it_took() {
         let source = MemoryStore::new();
         let stream = StreamName::new("call-1").unwrap();
-        let new = |n: u8| NewEvent {
-            id: Uuid::from_bytes([n; 16]),
-            event_type: "Thing".into(),
-            schema_version: 1,
-            payload: vec![n],
-            actor: "tester".into(),
-            correlation_id: None,
-            causation_id: None,
-        };
         source
-            .append(&stream, ExpectedRevision::Any, vec![new(1), new(2)])
+            .append(
+                &stream,
+                ExpectedRevision::Any,
+                crate::conformance::events(2),
+            )
             .await
             .unwrap();
         let mut records = source.read_all(None, 10).await.unwrap();

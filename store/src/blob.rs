@@ -205,9 +205,7 @@ impl BlobWriter {
         std::fs::rename(&self.tmp, &self.path)
             .map_err(io(format!("naming {}", self.path.display())))?;
         if let Some(dir) = self.path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(format!("syncing {}", dir.display())))?;
+            sync_dir(dir)?;
         }
         let digest = std::mem::replace(&mut self.digest, digest::Context::new(&digest::SHA256));
         Ok(BlobInfo {
@@ -230,6 +228,13 @@ impl Drop for BlobWriter {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// Makes a folder's entries durable.
+fn sync_dir(dir: &Path) -> Result<(), BlobError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(format!("syncing {}", dir.display())))
 }
 
 /// What [`BlobStore::claim`] found.
@@ -432,17 +437,20 @@ impl BlobStore {
     /// Starts writing a recording's blob.
     pub fn create(&self, recording: RecordingId, key: &DataKey) -> Result<BlobWriter, BlobError> {
         let path = self.path(recording);
+        self.make_shard(&path)?;
+        BlobWriter::create(path, recording, key, self.segment)
+    }
+
+    /// Creates the shard folder `path` lives in, if new: its entry in the
+    /// blobs folder must be durable before a file in it is.
+    fn make_shard(&self, path: &Path) -> Result<(), BlobError> {
         if let Some(dir) = path.parent()
             && !dir.is_dir()
         {
-            // A new shard folder: its entry in the blobs folder must be
-            // durable before a blob in it is.
             std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(format!("syncing {}", self.dir.display())))?;
+            sync_dir(&self.dir)?;
         }
-        BlobWriter::create(path, recording, key, self.segment)
+        Ok(())
     }
 
     pub fn open_reader(
@@ -463,14 +471,7 @@ impl BlobStore {
     pub fn claim(&self, recording: RecordingId, owner: &str) -> Result<Claim, BlobError> {
         use std::io::Write;
         let path = self.path(recording).with_extension("owner");
-        if let Some(dir) = path.parent()
-            && !dir.is_dir()
-        {
-            std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(format!("syncing {}", self.dir.display())))?;
-        }
+        self.make_shard(&path)?;
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -481,9 +482,7 @@ impl BlobStore {
                     .and_then(|()| f.sync_all())
                     .map_err(io(format!("writing {}", path.display())))?;
                 if let Some(dir) = path.parent() {
-                    File::open(dir)
-                        .and_then(|d| d.sync_all())
-                        .map_err(io(format!("syncing {}", dir.display())))?;
+                    sync_dir(dir)?;
                 }
                 Ok(Claim::Fresh)
             }

@@ -704,23 +704,47 @@ impl ReadQuery {
             let view = view(ctx, subjects::NAME).await?;
             let (mut calls, more) =
                 blocking(move || subjects::lookup(&view, &numbers, SUBJECT_MAX_CALLS)).await?;
-            // Restricted calls only for the purposes the law allows (R19):
-            // from the log while a model answers from an older build.
-            if !policy::RESTRICTED_PURPOSES.contains(&purpose)
-                && (stale(ctx, calls::NAME) || stale(ctx, subjects::NAME))
-            {
-                let mut open = Vec::with_capacity(calls.len());
-                for c in calls {
+            if more {
+                // An answer to the subject must be whole (R17): say so
+                // rather than hand over part of it.
+                return Err(AppError::invalid(
+                    "phoneNumbers",
+                    format!(
+                        "more than {SUBJECT_MAX_CALLS} calls for these numbers: too many to \
+                         answer in one response; ask one number at a time"
+                    ),
+                ));
+            }
+            // Restricted calls only for the purposes the law allows (R19).
+            let restricted_out = !policy::RESTRICTED_PURPOSES.contains(&purpose);
+            if stale(ctx, calls::NAME) || stale(ctx, subjects::NAME) {
+                // A model answers from an older build that no longer
+                // follows the log: each call is taken as the log has it —
+                // shown only if not restricted (unless the law allows) and
+                // still of one of these numbers, with its recordings'
+                // purges as the log has them.
+                let mut fresh = Vec::new();
+                for mut c in calls {
                     let Ok(id) = c.call_id.parse() else { continue };
-                    if super::call::from_log(registry, id)
-                        .await?
-                        .is_some_and(|call| !call.restricted)
-                    {
-                        open.push(c);
+                    let Some(call) = super::call::from_log(registry, id).await? else {
+                        continue;
+                    };
+                    let of_these = call
+                        .caller_number
+                        .as_ref()
+                        .is_some_and(|n| wanted.contains(n));
+                    if !of_these || (restricted_out && call.restricted) {
+                        continue;
                     }
+                    for r in &mut c.recordings {
+                        if let Some(now) = call.recordings.iter().find(|x| x.id.as_str() == r.id) {
+                            r.purged_at = now.purged_at;
+                        }
+                    }
+                    fresh.push(c);
                 }
-                calls = open;
-            } else if !policy::RESTRICTED_PURPOSES.contains(&purpose) {
+                calls = fresh;
+            } else if restricted_out {
                 let call_rows = super::read::view(ctx, calls::NAME).await?;
                 calls = blocking(move || {
                     let mut open = Vec::with_capacity(calls.len());
@@ -736,43 +760,6 @@ impl ReadQuery {
                     Ok(open)
                 })
                 .await?;
-            }
-            if more {
-                // An answer to the subject must be whole (R17): say so
-                // rather than hand over part of it.
-                return Err(AppError::invalid(
-                    "phoneNumbers",
-                    format!(
-                        "more than {SUBJECT_MAX_CALLS} calls for these numbers: too many to \
-                         answer in one response; ask one number at a time"
-                    ),
-                ));
-            }
-            if stale(ctx, subjects::NAME) {
-                // An older build that no longer follows the log: a call is
-                // shown only if the log still gives it one of these
-                // numbers, with its recordings as the log has them.
-                let mut fresh = Vec::new();
-                for mut c in calls {
-                    let Ok(id) = c.call_id.parse() else { continue };
-                    let Some(call) = super::call::from_log(registry, id).await? else {
-                        continue;
-                    };
-                    if !call
-                        .caller_number
-                        .as_ref()
-                        .is_some_and(|n| wanted.contains(n))
-                    {
-                        continue;
-                    }
-                    for r in &mut c.recordings {
-                        if let Some(now) = call.recordings.iter().find(|x| x.id.as_str() == r.id) {
-                            r.purged_at = now.purged_at;
-                        }
-                    }
-                    fresh.push(c);
-                }
-                calls = fresh;
             }
             let logged =
                 callvault_domain::Event::from(callvault_domain::access::ContactHistorySearched {

@@ -172,38 +172,20 @@ impl Projection for AccessAudit {
             },
             // The address is personal data and stays out of the log of
             // use; the chat it discloses is named.
-            Event::ChatTranscriptEmailRequested(e) => AccessRow {
-                position,
-                at: e.requested_at,
-                actor: env.actor.clone(),
-                role: None,
-                kind: AccessKind::TranscriptOrdered,
-                allowed: true,
-                contact: Some(ContactRef::Chat(e.chat_id)),
-                recording_id: None,
-                purpose: None,
-                case_reference: None,
-                reason: None,
-                break_glass: false,
-                detail: Some(format!("ordered by the {}", party(e.ordered_by))),
-                results: 0,
-            },
-            Event::ChatTranscriptEmailed(e) => AccessRow {
-                position,
-                at: e.sent_at,
-                actor: env.actor.clone(),
-                role: None,
-                kind: AccessKind::TranscriptEmailed,
-                allowed: true,
-                contact: Some(ContactRef::Chat(e.chat_id)),
-                recording_id: None,
-                purpose: None,
-                case_reference: None,
-                reason: None,
-                break_glass: false,
-                detail: Some("transcript e-mailed to the address ordered".into()),
-                results: 0,
-            },
+            Event::ChatTranscriptEmailRequested(e) => transcript_row(
+                env,
+                e.requested_at,
+                e.chat_id,
+                AccessKind::TranscriptOrdered,
+                format!("ordered by the {}", party(e.ordered_by)),
+            ),
+            Event::ChatTranscriptEmailed(e) => transcript_row(
+                env,
+                e.sent_at,
+                e.chat_id,
+                AccessKind::TranscriptEmailed,
+                "transcript e-mailed to the address ordered".into(),
+            ),
             Event::AccessDenied(e) => AccessRow {
                 position,
                 at: e.denied_at,
@@ -267,6 +249,32 @@ impl Projection for AccessAudit {
 /// written earlier in the same batch are found by the caller's own get).
 fn tx_scan_keys(tx: &crate::view::Tx<'_>, prefix: &[u8]) -> Result<Vec<Vec<u8>>, ProjectionError> {
     tx.scan_keys(prefix)
+}
+
+/// A chat transcript's order or mail, by whoever wrote the event.
+fn transcript_row(
+    env: &Envelope,
+    at: DateTime<Utc>,
+    chat: callvault_domain::ChatId,
+    kind: AccessKind,
+    detail: String,
+) -> AccessRow {
+    AccessRow {
+        position: env.position,
+        at,
+        actor: env.actor.clone(),
+        role: None,
+        kind,
+        allowed: true,
+        contact: Some(ContactRef::Chat(chat)),
+        recording_id: None,
+        purpose: None,
+        case_reference: None,
+        reason: None,
+        break_glass: false,
+        detail: Some(detail),
+        results: 0,
+    }
 }
 
 fn party(p: callvault_domain::chat::ChatParty) -> &'static str {
