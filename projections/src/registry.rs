@@ -27,10 +27,9 @@ use crate::{
 
 /// Events taken from the log and decoded at a time.
 const BATCH: usize = 10_000;
-/// Events folded per sled batch. sled's cost per insert grows with the
-/// size of a batch: on this machine 250–500 events per batch folded
-/// about twice as fast as 10,000 (BENCHMARKS.md, "Read models"). Each
-/// batch carries its checkpoint, so every one is atomic on its own.
+/// Events folded per commit. Each commit carries its checkpoint, so every
+/// one is atomic on its own; a full chunk commits through the build's
+/// journal (see `view.rs`).
 const COMMIT_EVERY: usize = 500;
 /// How long [`Projections::shutdown`] waits for the runners.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
@@ -698,11 +697,26 @@ impl Runner {
         let results = tokio::task::spawn_blocking(
             move || -> Result<Vec<Option<Position>>, ProjectionError> {
                 let envelopes = decode_batch(&journal, &batch)?;
-                // One build after the other: sled 0.34 takes a lock global
-                // to the process for every batch (`apply_batch`), so
-                // folding the builds on several threads gained nothing
-                // (BENCHMARKS.md, "Read models").
-                work.iter().map(|w| fold(w, &envelopes)).collect()
+                if work.len() < 2 || envelopes.len() < COMMIT_EVERY {
+                    return work.iter().map(|w| fold(w, &envelopes)).collect();
+                }
+                // A catch-up's large batches commit through each build's
+                // journal, without sled's process-wide batch lock, so the
+                // builds fold side by side, one thread each.
+                std::thread::scope(|scope| {
+                    let folds: Vec<_> = work
+                        .iter()
+                        .map(|w| scope.spawn(|| fold(w, &envelopes)))
+                        .collect();
+                    folds
+                        .into_iter()
+                        .map(|f| {
+                            f.join().map_err(|_| {
+                                ProjectionError::Task("a read model's fold panicked".into())
+                            })?
+                        })
+                        .collect()
+                })
             },
         )
         .await
@@ -806,7 +820,14 @@ fn fold(
         // and every so often is enough — after a crash the few events
         // since are folded again, changing nothing again.
         if tx.pending() > 0 || p.commit.saturating_sub(stored) >= CHECKPOINT_EVERY {
-            tx.commit(p)?;
+            // A full chunk is a catch-up's: through the journal, beside
+            // the other builds. A live batch's few events: one sled batch
+            // (no journal `fdatasync` per query's access entry).
+            if chunk.len() == COMMIT_EVERY {
+                tx.commit_journaled(p)?;
+            } else {
+                tx.commit(p)?;
+            }
             stored = p.commit;
         }
     }

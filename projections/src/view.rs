@@ -8,15 +8,37 @@
 //! atomic batch as the changes, so a crash never applies an event twice or
 //! skips one. Writes go through a [`Tx`]: reads see the transaction's own
 //! earlier writes, and `commit` turns it into one sled batch.
+//!
+//! Large commits (a catch-up or a rebuild folding hundreds of events at a
+//! time) go another way, [`Tx::commit_journaled`]: the commit's changes are
+//! first written to the build's redo journal (`wal` in its folder, the
+//! event log's write-ahead log format) and `fdatasync`ed, then applied with
+//! plain inserts, checkpoint last. sled 0.34 takes one lock global to the
+//! process for every `apply_batch` (readers and writers of every database
+//! wait for it), so batches of several builds never run side by side;
+//! plain inserts do, and cost less each (BENCHMARKS.md, "Read models").
+//! A crash mid-apply is repaired when the build is opened: the journal's
+//! records are applied again — each sets values, never adds to them, so a
+//! second time changes nothing — and the build is back at the checkpoint
+//! of its last journaled commit. The journal is emptied once sled's files
+//! are `fdatasync`ed, and always before a batch commit, so an older
+//! journal record can never be replayed over a newer batch.
 
 use std::{
     any::Any,
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
+    fs::File,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
-use callvault_store::Position;
+use callvault_store::{
+    Position,
+    wal::{Ops, Wal, sync_sled_files},
+};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::projection::ProjectionError;
@@ -26,6 +48,12 @@ const META: &[u8] = b"\x00meta";
 /// sled's page cache per build unless its model asks for more
 /// ([`crate::Projection::cache_bytes`]); read models are small and numerous.
 pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// Once a build's redo journal holds this much, sled's files are made
+/// durable and the journal emptied.
+const JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
+/// A journal value's first byte: the key is set to the rest, or removed.
+const SET: u8 = 1;
+const REMOVE: u8 = 0;
 
 /// What a build says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -44,7 +72,73 @@ pub struct ViewDb {
     // its folder.
     db: sled::Db,
     meta: BuildMeta,
+    journal: Mutex<Journal>,
     cleanup: Cleanup,
+}
+
+/// A build's redo journal, and what it takes to make sled's side durable
+/// so the journal can be emptied.
+struct Journal {
+    wal: Wal,
+    data_file: File,
+    synced_blobs: HashSet<PathBuf>,
+}
+
+impl Journal {
+    fn open(dir: &Path) -> Result<(Self, Vec<Ops>), ProjectionError> {
+        let (wal, pending) = Wal::open(dir).map_err(store_err("opening a read model's journal"))?;
+        let data_file = File::open(dir.join("db")).map_err(|e| {
+            ProjectionError::Storage(format!("opening {}/db for fdatasync: {e}", dir.display()))
+        })?;
+        Ok((
+            Self {
+                wal,
+                data_file,
+                synced_blobs: HashSet::new(),
+            },
+            pending,
+        ))
+    }
+
+    /// Makes everything applied to `db` durable, then empties the journal.
+    fn settle(&mut self, db: &sled::Db, dir: &Path) -> Result<(), ProjectionError> {
+        if self.wal.is_empty() {
+            return Ok(());
+        }
+        db.flush().map_err(sled_err("flushing a read model"))?;
+        sync_sled_files(dir, &self.data_file, &mut self.synced_blobs)
+            .map_err(store_err("syncing a read model"))?;
+        self.wal
+            .reset()
+            .map_err(store_err("emptying a read model's journal"))
+    }
+}
+
+fn store_err(context: &str) -> impl FnOnce(callvault_store::StoreError) -> ProjectionError + '_ {
+    move |e| ProjectionError::Storage(format!("{context}: {e}"))
+}
+
+/// Applies one journal record (or a commit about to be journaled) to sled
+/// with plain inserts, in order.
+fn apply_ops(db: &sled::Db, ops: &[(Vec<u8>, Vec<u8>)]) -> Result<(), ProjectionError> {
+    for (key, value) in ops {
+        match value.split_first() {
+            Some((&SET, v)) => db
+                .insert(key.as_slice(), v)
+                .map(drop)
+                .map_err(sled_err("writing a read model"))?,
+            Some((&REMOVE, [])) => db
+                .remove(key.as_slice())
+                .map(drop)
+                .map_err(sled_err("writing a read model"))?,
+            _ => {
+                return Err(ProjectionError::Storage(
+                    "a read model's journal holds a record of an unknown kind".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deletes a retired build's folder when the build is dropped.
@@ -113,6 +207,20 @@ impl ViewDb {
         std::fs::create_dir_all(dir)
             .map_err(|e| ProjectionError::Storage(format!("creating {}: {e}", dir.display())))?;
         let db = open_sled(dir, cache)?;
+        let (mut journal, pending) = Journal::open(dir)?;
+        if !pending.is_empty() {
+            tracing::info!(
+                folder = %dir.display(),
+                commits = pending.len(),
+                "replaying a read model's journal after an interrupted write"
+            );
+            for ops in &pending {
+                apply_ops(&db, ops)?;
+            }
+        }
+        // Also when nothing was pending: a crash may have left a torn
+        // record that `Wal::open` cut off.
+        journal.settle(&db, dir)?;
         let meta = match db
             .get(META)
             .map_err(sled_err("reading a read model's meta"))?
@@ -139,6 +247,7 @@ impl ViewDb {
             dir: dir.to_owned(),
             db,
             meta,
+            journal: Mutex::new(journal),
             cleanup: Cleanup {
                 dir: dir.to_owned(),
                 retired: AtomicBool::new(false),
@@ -272,7 +381,11 @@ impl ViewDb {
         self.cleanup.retired.load(Ordering::SeqCst)
     }
 
+    /// Flushes the build and, if its journal holds anything, makes it
+    /// durable and empties the journal.
     pub fn flush(&self) -> Result<(), ProjectionError> {
+        let mut journal = self.journal.lock().map_err(|_| poisoned())?;
+        journal.settle(&self.db, &self.dir)?;
         self.db.flush().map_err(sled_err("flushing a read model"))?;
         Ok(())
     }
@@ -464,34 +577,100 @@ impl Tx<'_> {
         Ok(keys.into_iter().collect())
     }
 
-    /// Writes everything and the new checkpoint in one atomic batch.
-    pub fn commit(mut self, checkpoint: Position) -> Result<(), ProjectionError> {
-        for (key, cached) in std::mem::take(&mut self.rows) {
+    /// Every change the transaction makes, typed rows written back with
+    /// their index entries: rows first, then other values, then removals
+    /// (the order plain inserts make them visible in — a reader finding a
+    /// new index entry finds its row).
+    fn into_changes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let Tx {
+            mut writes, rows, ..
+        } = self;
+        let mut out = Vec::with_capacity(writes.len() + rows.len() * 4);
+        for (key, cached) in rows {
             let index = cached.row.index_keys(&key);
             for old in cached.stored_index.iter().filter(|k| !index.contains(k)) {
-                self.writes.insert(old.clone(), None);
+                writes.insert(old.clone(), None);
             }
             for new in index
                 .into_iter()
                 .filter(|k| !cached.stored_index.contains(k))
             {
-                self.writes.insert(new, Some(Vec::new()));
+                writes.insert(new, Some(Vec::new()));
             }
-            self.writes.insert(key, Some(cached.row.encode()));
+            out.push((key, Some(cached.row.encode())));
         }
+        let (sets, removals): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_some());
+        out.extend(sets);
+        out.extend(removals);
+        out
+    }
+
+    /// Writes everything and the new checkpoint in one atomic batch.
+    pub fn commit(self, checkpoint: Position) -> Result<(), ProjectionError> {
+        let view = self.db;
         let mut batch = sled::Batch::default();
-        for (k, v) in self.writes {
+        for (k, v) in self.into_changes() {
             match v {
                 Some(v) => batch.insert(k, v),
                 None => batch.remove(k),
             }
         }
         batch.insert(CHECKPOINT, &checkpoint.to_be_bytes()[..]);
-        self.db
-            .db
+        let mut journal = view.journal.lock().map_err(|_| poisoned())?;
+        // A journal record replayed later must not undo this batch.
+        journal.settle(&view.db, &view.dir)?;
+        view.db
             .apply_batch(batch)
             .map_err(sled_err("committing a read model batch"))
     }
+
+    /// Writes everything and the new checkpoint through the build's redo
+    /// journal (see the module's note): as atomic as [`Tx::commit`] across
+    /// a crash, without sled's process-wide batch lock, so several builds
+    /// commit side by side. Readers may see a commit half applied, rows
+    /// before their index entries; for the large commits of a catch-up.
+    pub fn commit_journaled(self, checkpoint: Position) -> Result<(), ProjectionError> {
+        let view = self.db;
+        let ops = self.journal_ops(checkpoint);
+        let mut journal = view.journal.lock().map_err(|_| poisoned())?;
+        journal
+            .wal
+            .append(&ops)
+            .map_err(store_err("writing a read model's journal"))?;
+        apply_ops(&view.db, &ops)?;
+        if journal.wal.len() >= JOURNAL_LIMIT {
+            journal.settle(&view.db, &view.dir)?;
+        }
+        Ok(())
+    }
+
+    /// The transaction's changes as a journal record, checkpoint last.
+    fn journal_ops(self, checkpoint: Position) -> Ops {
+        let mut ops: Ops = self
+            .into_changes()
+            .into_iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    Some(v) => {
+                        let mut tagged = Vec::with_capacity(v.len() + 1);
+                        tagged.push(SET);
+                        tagged.extend_from_slice(&v);
+                        tagged
+                    }
+                    None => vec![REMOVE],
+                };
+                (k, value)
+            })
+            .collect();
+        let mut cp = vec![SET];
+        cp.extend_from_slice(&checkpoint.to_be_bytes());
+        ops.push((CHECKPOINT.to_vec(), cp));
+        ops
+    }
+}
+
+fn poisoned() -> ProjectionError {
+    ProjectionError::Storage("a read model's journal lock was poisoned".into())
 }
 
 #[cfg(test)]

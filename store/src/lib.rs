@@ -18,7 +18,7 @@ pub mod sled_store;
 mod subscription;
 pub mod vault;
 pub mod verify;
-mod wal;
+pub mod wal;
 
 pub use append::{MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES};
 pub use contract::{

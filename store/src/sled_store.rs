@@ -40,7 +40,7 @@ use crate::{
     hash::ChainHash,
     record,
     subscription::{self, ReadAll},
-    wal::{Ops, Wal, sync_blobs},
+    wal::{Ops, Wal, sync_sled_files},
 };
 
 /// sled's segment size. Values larger than a quarter of a segment become
@@ -382,10 +382,7 @@ impl Inner {
         self.db
             .flush()
             .map_err(self.sled("flushing the event log"))?;
-        self.data_file
-            .sync_data()
-            .map_err(io("fdatasync of the event log's data file"))?;
-        sync_blobs(&self.dir, synced_blobs)?;
+        sync_sled_files(&self.dir, &self.data_file, synced_blobs)?;
         wal.reset()
     }
 

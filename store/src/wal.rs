@@ -14,6 +14,10 @@
 //! the payload: a count of key/value pairs and each pair length-prefixed. A
 //! torn or damaged tail record (a crash mid-write: it was never
 //! acknowledged) ends recovery and is cut off.
+//!
+//! The read models (`callvault-projections`) use the same file as a redo
+//! journal for their large commits, which they apply with plain sled
+//! inserts; there a record is whatever one commit sets and removes.
 
 use std::{
     collections::HashSet,
@@ -28,14 +32,14 @@ const MAGIC: &[u8; 4] = b"CVWL";
 const HEADER: usize = 12;
 
 /// One batch: the sled key/value pairs it sets.
-pub(crate) type Ops = Vec<(Vec<u8>, Vec<u8>)>;
+pub type Ops = Vec<(Vec<u8>, Vec<u8>)>;
 
 fn io(context: &str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
     let context = format!("{context} {}", path.display());
     move |source| StoreError::Io { context, source }
 }
 
-pub(crate) struct Wal {
+pub struct Wal {
     path: PathBuf,
     file: File,
     len: u64,
@@ -47,7 +51,7 @@ pub(crate) struct Wal {
 
 impl Wal {
     /// Opens the WAL in `dir` and returns the batches it still holds.
-    pub(crate) fn open(dir: &Path) -> Result<(Self, Vec<Ops>), StoreError> {
+    pub fn open(dir: &Path) -> Result<(Self, Vec<Ops>), StoreError> {
         let path = dir.join("wal");
         let mut file = OpenOptions::new()
             .create(true)
@@ -76,12 +80,16 @@ impl Wal {
         Ok((wal, batches))
     }
 
-    pub(crate) fn len(&self) -> u64 {
+    pub fn len(&self) -> u64 {
         self.len
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Appends one batch and makes it durable.
-    pub(crate) fn append(&mut self, ops: &Ops) -> Result<(), StoreError> {
+    pub fn append(&mut self, ops: &Ops) -> Result<(), StoreError> {
         if self.damaged {
             return Err(io("appending to the write-ahead log", &self.path)(
                 std::io::Error::other(
@@ -132,7 +140,7 @@ impl Wal {
     }
 
     /// Empties the WAL once everything in it is durable in sled.
-    pub(crate) fn reset(&mut self) -> Result<(), StoreError> {
+    pub fn reset(&mut self) -> Result<(), StoreError> {
         self.truncate_to(0)
     }
 
@@ -192,10 +200,24 @@ fn parse_ops(payload: &[u8]) -> Option<Ops> {
     Some(ops)
 }
 
+/// Makes what a flushed sled database in `dir` wrote durable: sled's own
+/// flush is a `sync_file_range`, so its data file (`data_file`, opened on
+/// `dir/db`) and any blob file it wrote are `fdatasync`ed here.
+pub fn sync_sled_files(
+    dir: &Path,
+    data_file: &File,
+    synced_blobs: &mut HashSet<PathBuf>,
+) -> Result<(), StoreError> {
+    data_file
+        .sync_data()
+        .map_err(io("fdatasync of sled's data file in", dir))?;
+    sync_blobs(dir, synced_blobs)
+}
+
 /// `fdatasync`s every file in sled's `blobs` folder not synced before (sled
 /// writes large pages there without syncing them), and the folder if a
 /// file is new.
-pub(crate) fn sync_blobs(dir: &Path, synced: &mut HashSet<PathBuf>) -> Result<(), StoreError> {
+fn sync_blobs(dir: &Path, synced: &mut HashSet<PathBuf>) -> Result<(), StoreError> {
     let blobs = dir.join("blobs");
     let Ok(entries) = std::fs::read_dir(&blobs) else {
         return Ok(());
