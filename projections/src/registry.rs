@@ -28,8 +28,7 @@ use crate::{
 /// Events taken from the log and decoded at a time.
 const BATCH: usize = 10_000;
 /// Events folded per commit. Each commit carries its checkpoint, so every
-/// one is atomic on its own; a full chunk commits through the build's
-/// journal (see `view.rs`).
+/// one is atomic on its own (through the build's journal, see `view.rs`).
 const COMMIT_EVERY: usize = 500;
 /// How long [`Projections::shutdown`] waits for the runners.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
@@ -700,23 +699,7 @@ impl Runner {
                 if work.len() < 2 || envelopes.len() < COMMIT_EVERY {
                     return work.iter().map(|w| fold(w, &envelopes)).collect();
                 }
-                // A catch-up's large batches commit through each build's
-                // journal, without sled's process-wide batch lock, so the
-                // builds fold side by side, one thread each.
-                std::thread::scope(|scope| {
-                    let folds: Vec<_> = work
-                        .iter()
-                        .map(|w| scope.spawn(|| fold(w, &envelopes)))
-                        .collect();
-                    folds
-                        .into_iter()
-                        .map(|f| {
-                            f.join().map_err(|_| {
-                                ProjectionError::Task("a read model's fold panicked".into())
-                            })?
-                        })
-                        .collect()
-                })
+                fold_side_by_side(&work, &envelopes)
             },
         )
         .await
@@ -820,18 +803,53 @@ fn fold(
         // and every so often is enough — after a crash the few events
         // since are folded again, changing nothing again.
         if tx.pending() > 0 || p.commit.saturating_sub(stored) >= CHECKPOINT_EVERY {
-            // A full chunk is a catch-up's: through the journal, beside
-            // the other builds. A live batch's few events: one sled batch
-            // (no journal `fdatasync` per query's access entry).
-            if chunk.len() == COMMIT_EVERY {
-                tx.commit_journaled(p)?;
-            } else {
-                tx.commit(p)?;
-            }
+            tx.commit(p)?;
             stored = p.commit;
         }
     }
     Ok(todo.last().map(|e| e.position).or(*checkpoint))
+}
+
+/// Folds a large batch into several builds on one thread per core, each
+/// thread taking the next build not yet folded: commits take no lock
+/// shared between builds (see `view.rs`). One thread per build measured
+/// slower than one per core (BENCHMARKS.md, "Read models").
+fn fold_side_by_side(
+    work: &[Work],
+    envelopes: &[Envelope],
+) -> Result<Vec<Option<Position>>, ProjectionError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(work.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    type Folded = Mutex<Option<Result<Option<Position>, ProjectionError>>>;
+    let results: Vec<Folded> = work.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let (Some(w), Some(slot)) = (work.get(i), results.get(i)) else {
+                        break;
+                    };
+                    let folded = fold(w, envelopes);
+                    if let Ok(mut slot) = slot.lock() {
+                        *slot = Some(folded);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner().ok().flatten().unwrap_or_else(|| {
+                Err(ProjectionError::Task(
+                    "a read model's fold stopped before it finished".into(),
+                ))
+            })
+        })
+        .collect()
 }
 
 /// On a clean stop, stores each build's checkpoint where its fold got to:
@@ -845,6 +863,9 @@ fn settle(members: &[Member]) -> Result<(), ProjectionError> {
         {
             m.view.tx().commit(reached)?;
         }
+        // Durable, its journal emptied: nothing for the next start to
+        // replay, nor to mistake for a power loss after a reboot.
+        m.view.flush()?;
     }
     Ok(())
 }

@@ -9,20 +9,31 @@
 //! skips one. Writes go through a [`Tx`]: reads see the transaction's own
 //! earlier writes, and `commit` turns it into one sled batch.
 //!
-//! Large commits (a catch-up or a rebuild folding hundreds of events at a
-//! time) go another way, [`Tx::commit_journaled`]: the commit's changes are
-//! first written to the build's redo journal (`wal` in its folder, the
-//! event log's write-ahead log format) and `fdatasync`ed, then applied with
-//! plain inserts, checkpoint last. sled 0.34 takes one lock global to the
-//! process for every `apply_batch` (readers and writers of every database
-//! wait for it), so batches of several builds never run side by side;
-//! plain inserts do, and cost less each (BENCHMARKS.md, "Read models").
-//! A crash mid-apply is repaired when the build is opened: the journal's
+//! A commit reaches sled through the build's redo journal (`wal` in its
+//! folder, the event log's write-ahead log format): the commit's changes
+//! are appended to the journal, then applied with plain inserts, rows
+//! before their index entries, checkpoint last. Not as one sled batch:
+//! sled 0.34 takes one lock global to the process for every `apply_batch`
+//! and seals its log buffer twice per batch, so a batch of any build made
+//! the event log's writer and every query of every build wait
+//! (BENCHMARKS.md, "Read models"). Plain inserts of several builds run side
+//! by side and take no lock.
+//!
+//! After a crash, the journal finishes what a commit began: at open its
 //! records are applied again — each sets values, never adds to them, so a
-//! second time changes nothing — and the build is back at the checkpoint
-//! of its last journaled commit. The journal is emptied once sled's files
-//! are `fdatasync`ed, and always before a batch commit, so an older
-//! journal record can never be replayed over a newer batch.
+//! second time changes nothing — and the build is back at the checkpoint of
+//! its last commit. The journal is emptied once sled's files are
+//! `fdatasync`ed (every [`JOURNAL_LIMIT`] bytes, at a switch and at a clean
+//! stop).
+//!
+//! The journal is not `fdatasync`ed per commit: a killed process's writes
+//! stay in the kernel, so they are there at the next open. Only a power
+//! loss (or a reboot) can lose a journal record whose inserts sled already
+//! wrote out, and that is told apart by the boot: before the first record
+//! after an emptying, a `DIRTY` note naming this boot is written and synced.
+//! A build that opens dirty from another boot (or where the boot is not
+//! known) may be inconsistent and is emptied, so its model folds the log
+//! again from the start; it is a read model, the log is the record.
 
 use std::{
     any::Any,
@@ -51,6 +62,9 @@ pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// Once a build's redo journal holds this much, sled's files are made
 /// durable and the journal emptied.
 const JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
+/// The note in a build's folder that its journal may hold records sled's
+/// files depend on; it names the boot that wrote them.
+const DIRTY: &str = "DIRTY";
 /// A journal value's first byte: the key is set to the rest, or removed.
 const SET: u8 = 1;
 const REMOVE: u8 = 0;
@@ -79,38 +93,94 @@ pub struct ViewDb {
 /// A build's redo journal, and what it takes to make sled's side durable
 /// so the journal can be emptied.
 struct Journal {
+    dir: PathBuf,
     wal: Wal,
     data_file: File,
     synced_blobs: HashSet<PathBuf>,
+    /// The `DIRTY` note is on disk.
+    dirty: bool,
+}
+
+/// This boot of the machine, from the kernel (`None` where it does not
+/// say: every unclean open is then taken for a power loss).
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn io_err(context: &str, dir: &Path) -> impl FnOnce(std::io::Error) -> ProjectionError {
+    let context = format!("{context} in {}", dir.display());
+    move |e| ProjectionError::Storage(format!("{context}: {e}"))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), ProjectionError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("syncing the folder", dir))
 }
 
 impl Journal {
     fn open(dir: &Path) -> Result<(Self, Vec<Ops>), ProjectionError> {
         let (wal, pending) = Wal::open(dir).map_err(store_err("opening a read model's journal"))?;
-        let data_file = File::open(dir.join("db")).map_err(|e| {
-            ProjectionError::Storage(format!("opening {}/db for fdatasync: {e}", dir.display()))
-        })?;
+        let data_file =
+            File::open(dir.join("db")).map_err(io_err("opening db for fdatasync", dir))?;
         Ok((
             Self {
+                dir: dir.to_owned(),
                 wal,
                 data_file,
                 synced_blobs: HashSet::new(),
+                dirty: dir.join(DIRTY).exists(),
             },
             pending,
         ))
     }
 
-    /// Makes everything applied to `db` durable, then empties the journal.
-    fn settle(&mut self, db: &sled::Db, dir: &Path) -> Result<(), ProjectionError> {
-        if self.wal.is_empty() {
+    /// Whether the `DIRTY` note was left by another boot than this one.
+    fn dirty_from_another_boot(&self) -> bool {
+        if !self.dirty {
+            return false;
+        }
+        let noted = std::fs::read_to_string(self.dir.join(DIRTY)).unwrap_or_default();
+        boot_id().is_none_or(|now| noted.trim() != now)
+    }
+
+    /// Appends a commit's record, noting the build as dirty first.
+    fn append(&mut self, ops: &Ops) -> Result<(), ProjectionError> {
+        if !self.dirty {
+            let path = self.dir.join(DIRTY);
+            std::fs::write(&path, boot_id().unwrap_or_default())
+                .and_then(|()| File::open(&path)?.sync_all())
+                .map_err(io_err("noting a read model as being written", &self.dir))?;
+            sync_dir(&self.dir)?;
+            self.dirty = true;
+        }
+        self.wal
+            .append_unsynced(ops)
+            .map_err(store_err("writing a read model's journal"))
+    }
+
+    /// Makes everything applied to `db` durable, then empties the journal
+    /// and removes the `DIRTY` note.
+    fn settle(&mut self, db: &sled::Db) -> Result<(), ProjectionError> {
+        if !self.dirty && self.wal.is_empty() {
             return Ok(());
         }
         db.flush().map_err(sled_err("flushing a read model"))?;
-        sync_sled_files(dir, &self.data_file, &mut self.synced_blobs)
+        sync_sled_files(&self.dir, &self.data_file, &mut self.synced_blobs)
             .map_err(store_err("syncing a read model"))?;
         self.wal
             .reset()
-            .map_err(store_err("emptying a read model's journal"))
+            .map_err(store_err("emptying a read model's journal"))?;
+        match std::fs::remove_file(self.dir.join(DIRTY)) {
+            Ok(()) => sync_dir(&self.dir)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("removing the DIRTY note", &self.dir)(e)),
+        }
+        self.dirty = false;
+        Ok(())
     }
 }
 
@@ -186,6 +256,39 @@ fn open_sled(dir: &Path, cache: u64) -> Result<sled::Db, ProjectionError> {
     }
 }
 
+/// Opens a build's sled database and finishes (or, after a power loss,
+/// discards) what its journal says was being written.
+fn open_journaled(dir: &Path, cache: u64) -> Result<(sled::Db, Journal), ProjectionError> {
+    let db = open_sled(dir, cache)?;
+    let (mut journal, pending) = Journal::open(dir)?;
+    if journal.dirty_from_another_boot() {
+        tracing::warn!(
+            folder = %dir.display(),
+            "a read model was being written when the machine stopped (power loss or reboot); \
+             it may be inconsistent, so it is emptied and folds the log again from the start"
+        );
+        drop(journal);
+        drop(db);
+        std::fs::remove_dir_all(dir).map_err(io_err("emptying a read model", dir))?;
+        std::fs::create_dir_all(dir).map_err(io_err("emptying a read model", dir))?;
+        let db = open_sled(dir, cache)?;
+        let (journal, _) = Journal::open(dir)?;
+        return Ok((db, journal));
+    }
+    if !pending.is_empty() {
+        tracing::info!(
+            folder = %dir.display(),
+            commits = pending.len(),
+            "replaying a read model's journal after an interrupted write"
+        );
+        for ops in &pending {
+            apply_ops(&db, ops)?;
+        }
+    }
+    journal.settle(&db)?;
+    Ok((db, journal))
+}
+
 impl ViewDb {
     /// Opens a build in `dir` as it was made (its stored meta), or creates
     /// it with `meta` if it is new; `cache` is sled's page cache in bytes.
@@ -206,21 +309,7 @@ impl ViewDb {
     ) -> Result<Self, ProjectionError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ProjectionError::Storage(format!("creating {}: {e}", dir.display())))?;
-        let db = open_sled(dir, cache)?;
-        let (mut journal, pending) = Journal::open(dir)?;
-        if !pending.is_empty() {
-            tracing::info!(
-                folder = %dir.display(),
-                commits = pending.len(),
-                "replaying a read model's journal after an interrupted write"
-            );
-            for ops in &pending {
-                apply_ops(&db, ops)?;
-            }
-        }
-        // Also when nothing was pending: a crash may have left a torn
-        // record that `Wal::open` cut off.
-        journal.settle(&db, dir)?;
+        let (db, journal) = open_journaled(dir, cache)?;
         let meta = match db
             .get(META)
             .map_err(sled_err("reading a read model's meta"))?
@@ -385,7 +474,7 @@ impl ViewDb {
     /// durable and empties the journal.
     pub fn flush(&self) -> Result<(), ProjectionError> {
         let mut journal = self.journal.lock().map_err(|_| poisoned())?;
-        journal.settle(&self.db, &self.dir)?;
+        journal.settle(&self.db)?;
         self.db.flush().map_err(sled_err("flushing a read model"))?;
         Ok(())
     }
@@ -605,41 +694,18 @@ impl Tx<'_> {
         out
     }
 
-    /// Writes everything and the new checkpoint in one atomic batch.
+    /// Writes everything and the new checkpoint through the build's
+    /// journal (see the module's note): atomic across a crash. Readers may
+    /// see a commit half applied — rows before their index entries, the
+    /// checkpoint last.
     pub fn commit(self, checkpoint: Position) -> Result<(), ProjectionError> {
-        let view = self.db;
-        let mut batch = sled::Batch::default();
-        for (k, v) in self.into_changes() {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
-        batch.insert(CHECKPOINT, &checkpoint.to_be_bytes()[..]);
-        let mut journal = view.journal.lock().map_err(|_| poisoned())?;
-        // A journal record replayed later must not undo this batch.
-        journal.settle(&view.db, &view.dir)?;
-        view.db
-            .apply_batch(batch)
-            .map_err(sled_err("committing a read model batch"))
-    }
-
-    /// Writes everything and the new checkpoint through the build's redo
-    /// journal (see the module's note): as atomic as [`Tx::commit`] across
-    /// a crash, without sled's process-wide batch lock, so several builds
-    /// commit side by side. Readers may see a commit half applied, rows
-    /// before their index entries; for the large commits of a catch-up.
-    pub fn commit_journaled(self, checkpoint: Position) -> Result<(), ProjectionError> {
         let view = self.db;
         let ops = self.journal_ops(checkpoint);
         let mut journal = view.journal.lock().map_err(|_| poisoned())?;
-        journal
-            .wal
-            .append(&ops)
-            .map_err(store_err("writing a read model's journal"))?;
+        journal.append(&ops)?;
         apply_ops(&view.db, &ops)?;
         if journal.wal.len() >= JOURNAL_LIMIT {
-            journal.settle(&view.db, &view.dir)?;
+            journal.settle(&view.db)?;
         }
         Ok(())
     }

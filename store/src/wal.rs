@@ -16,8 +16,8 @@
 //! acknowledged) ends recovery and is cut off.
 //!
 //! The read models (`callvault-projections`) use the same file as a redo
-//! journal for their large commits, which they apply with plain sled
-//! inserts; there a record is whatever one commit sets and removes.
+//! journal for their commits, which they apply with plain sled inserts;
+//! there a record is whatever one commit sets and removes.
 
 use std::{
     collections::HashSet,
@@ -90,6 +90,17 @@ impl Wal {
 
     /// Appends one batch and makes it durable.
     pub fn append(&mut self, ops: &Ops) -> Result<(), StoreError> {
+        self.write_record(ops, true)
+    }
+
+    /// Appends one batch without waiting for the disk: it survives the
+    /// process being killed (the kernel holds it), not a power loss. For
+    /// callers that can tell the two apart (the read models' journal).
+    pub fn append_unsynced(&mut self, ops: &Ops) -> Result<(), StoreError> {
+        self.write_record(ops, false)
+    }
+
+    fn write_record(&mut self, ops: &Ops, sync: bool) -> Result<(), StoreError> {
         if self.damaged {
             return Err(io("appending to the write-ahead log", &self.path)(
                 std::io::Error::other(
@@ -126,7 +137,7 @@ impl Wal {
         let written = self
             .file
             .write_all(&record)
-            .and_then(|()| self.file.sync_data());
+            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
         if let Err(e) = written {
             // Don't leave half a record for the next batch to follow.
             if let Err(cut) = self.truncate_to(self.len) {

@@ -220,11 +220,11 @@ fn tagged_commit<'a>(view: &'a ViewDb, rows: &[(&str, &str)]) -> super::Tx<'a> {
 fn a_journaled_commit_is_stored_like_a_batch_and_kept_across_a_reopen() {
     let (dir, view) = open();
     tagged_commit(&view, &[("r1", "a"), ("r2", "b")])
-        .commit_journaled(Position::sequence(4))
+        .commit(Position::sequence(4))
         .unwrap();
     let mut tx = view.tx();
     tx.row_mut::<Tagged>(b"r1").unwrap().unwrap().tag = Some("c".into());
-    tx.commit_journaled(Position::sequence(5)).unwrap();
+    tx.commit(Position::sequence(5)).unwrap();
     assert_eq!(keys(&view, b"i"), vec!["ib/r2", "ic/r1"]);
     assert_eq!(view.checkpoint().unwrap(), Some(Position::sequence(5)));
     let digest = view.digest().unwrap();
@@ -270,23 +270,46 @@ fn a_journaled_commit_cut_short_by_a_crash_is_finished_at_the_next_open() {
 }
 
 #[test]
-fn a_batch_after_a_journaled_commit_is_never_undone_by_a_replay() {
+fn a_build_left_dirty_by_another_boot_is_emptied_to_fold_again() {
     let (dir, view) = open();
     tagged_commit(&view, &[("r1", "a")])
-        .commit_journaled(Position::sequence(1))
+        .commit(Position::sequence(3))
         .unwrap();
-    // A live batch counts on top of what the journaled commit stored.
-    let mut tx = view.tx();
-    tx.row_mut::<Tagged>(b"r1").unwrap().unwrap().count += 1;
-    tx.commit(Position::sequence(2)).unwrap();
+    assert!(
+        dir.path().join(super::DIRTY).exists(),
+        "noted before writing"
+    );
+    drop(view);
+    // Within this boot, a reopen trusts the journal.
+    let view = reopen(dir.path());
+    assert_eq!(view.checkpoint().unwrap(), Some(Position::sequence(3)));
+    tagged_commit(&view, &[("r2", "b")])
+        .commit(Position::sequence(4))
+        .unwrap();
     drop(view);
 
-    // Had the journal kept its record, the reopen would set r1 back to
-    // count 1 at checkpoint 1 while the batch's event is not folded again.
+    // What a power loss leaves: the note names a boot that is over.
+    std::fs::write(dir.path().join(super::DIRTY), "an-earlier-boot").unwrap();
     let view = reopen(dir.path());
-    let row: Tagged = view.get_json(b"r1").unwrap().unwrap();
-    assert_eq!(row.count, 2);
-    assert_eq!(view.checkpoint().unwrap(), Some(Position::sequence(2)));
+    assert_eq!(view.checkpoint().unwrap(), None, "folds from the start");
+    assert_eq!(view.get(b"r1").unwrap(), None);
+    assert_eq!(view.meta().name, "test");
+    assert!(!dir.path().join(super::DIRTY).exists());
+}
+
+#[test]
+fn a_flushed_build_is_clean_and_reopens_as_it_was_after_any_boot() {
+    let (dir, view) = open();
+    tagged_commit(&view, &[("r1", "a")])
+        .commit(Position::sequence(9))
+        .unwrap();
+    view.flush().unwrap();
+    assert!(!dir.path().join(super::DIRTY).exists());
+    assert!(view.journal.lock().unwrap().wal.is_empty());
+    drop(view);
+    let view = reopen(dir.path());
+    assert_eq!(view.checkpoint().unwrap(), Some(Position::sequence(9)));
+    assert_eq!(keys(&view, b"i"), vec!["ia/r1"]);
 }
 
 #[test]
@@ -295,7 +318,6 @@ fn a_journal_record_of_an_unknown_kind_is_refused_not_guessed() {
     {
         let mut journal = view.journal.lock().unwrap();
         journal
-            .wal
             .append(&vec![(b"k".to_vec(), vec![7, 1, 2])])
             .unwrap();
     }
