@@ -667,9 +667,9 @@ impl Tx<'_> {
     }
 
     /// Every change the transaction makes, typed rows written back with
-    /// their index entries: rows first, then other values, then removals
-    /// (the order plain inserts make them visible in — a reader finding a
-    /// new index entry finds its row).
+    /// their index entries: rows first, then other values, then removals,
+    /// each in key order (the order plain inserts make them visible in — a
+    /// reader finding a new index entry finds its row).
     fn into_changes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         let Tx {
             mut writes, rows, ..
@@ -688,6 +688,9 @@ impl Tx<'_> {
             }
             out.push((key, Some(cached.row.encode())));
         }
+        // In key order, as a sled batch would: neighbouring keys share
+        // sled's tree nodes.
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let (sets, removals): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_some());
         out.extend(sets);
         out.extend(removals);
