@@ -241,7 +241,9 @@ impl Projections {
                     })
                     .await
                     .map_err(|e| ProjectionError::Task(e.to_string()))??;
-                    let fresh = *view.meta() == wanted;
+                    // Emptied after a power loss: built again beside it,
+                    // like an older version, while the log decides.
+                    let fresh = *view.meta() == wanted && !view.was_emptied();
                     (view, fresh)
                 }
                 _ => {
@@ -275,6 +277,13 @@ impl Projections {
             });
             if fresh {
                 live.push((slot.clone(), view));
+            } else if view.was_emptied() {
+                tracing::warn!(
+                    model = slot.name(),
+                    "read model was emptied after the machine stopped; rebuilding it while \
+                     searches check each call against the log"
+                );
+                outdated.push(slot.clone());
             } else {
                 tracing::info!(
                     model = slot.name(),
@@ -857,17 +866,24 @@ fn fold_side_by_side(
 /// every [`CHECKPOINT_EVERY`] positions while running, and `projections
 /// status` after a stop should not show that as lag.
 fn settle(members: &[Member]) -> Result<(), ProjectionError> {
+    // Every build, even after one fails: each settled build is one less
+    // journal to replay, or `DIRTY` note to take for a power loss.
+    let mut first_error = None;
     for m in members.iter().filter(|m| !m.view.is_retired()) {
-        if let Some(reached) = m.checkpoint
-            && m.view.checkpoint()? < Some(reached)
-        {
-            m.view.tx().commit(reached)?;
+        let settled = (|| {
+            if let Some(reached) = m.checkpoint
+                && m.view.checkpoint()? < Some(reached)
+            {
+                m.view.tx().commit(reached)?;
+            }
+            m.view.flush()
+        })();
+        if let Err(e) = settled {
+            tracing::warn!(model = m.slot.name(), error = %e, "could not settle a read model at stop");
+            first_error.get_or_insert(e);
         }
-        // Durable, its journal emptied: nothing for the next start to
-        // replay, nor to mistake for a power loss after a reboot.
-        m.view.flush()?;
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Says in the log how a group's catch-up goes — at a start after an

@@ -87,6 +87,9 @@ pub struct ViewDb {
     db: sled::Db,
     meta: BuildMeta,
     journal: Mutex<Journal>,
+    /// Emptied at open (written when the machine stopped): it must be
+    /// built again before it answers as current.
+    emptied: bool,
     cleanup: Cleanup,
 }
 
@@ -99,6 +102,9 @@ struct Journal {
     synced_blobs: HashSet<PathBuf>,
     /// The `DIRTY` note is on disk.
     dirty: bool,
+    /// A commit failed after its record was written: sled may hold part
+    /// of it, so only a replay at the next open may empty the journal.
+    broken: bool,
 }
 
 /// This boot of the machine, from the kernel (`None` where it does not
@@ -133,26 +139,28 @@ impl Journal {
                 data_file,
                 synced_blobs: HashSet::new(),
                 dirty: dir.join(DIRTY).exists(),
+                broken: false,
             },
             pending,
         ))
     }
 
-    /// Whether the `DIRTY` note was left by another boot than this one.
-    fn dirty_from_another_boot(&self) -> bool {
-        if !self.dirty {
-            return false;
-        }
-        let noted = std::fs::read_to_string(self.dir.join(DIRTY)).unwrap_or_default();
-        boot_id().is_none_or(|now| noted.trim() != now)
-    }
-
     /// Appends a commit's record, noting the build as dirty first.
     fn append(&mut self, ops: &Ops) -> Result<(), ProjectionError> {
+        if self.broken {
+            return Err(ProjectionError::Storage(
+                "an earlier write to this read model failed halfway; restart the service to repair it"
+                    .into(),
+            ));
+        }
         if !self.dirty {
+            // Whole or not at all: a note cut short would read as another
+            // boot's.
             let path = self.dir.join(DIRTY);
-            std::fs::write(&path, boot_id().unwrap_or_default())
-                .and_then(|()| File::open(&path)?.sync_all())
+            let temp = self.dir.join("DIRTY.tmp");
+            std::fs::write(&temp, boot_id().unwrap_or_default())
+                .and_then(|()| File::open(&temp)?.sync_all())
+                .and_then(|()| std::fs::rename(&temp, &path))
                 .map_err(io_err("noting a read model as being written", &self.dir))?;
             sync_dir(&self.dir)?;
             self.dirty = true;
@@ -168,6 +176,12 @@ impl Journal {
         if !self.dirty && self.wal.is_empty() {
             return Ok(());
         }
+        if self.broken {
+            return Err(ProjectionError::Storage(
+                "a read model's write failed halfway; its journal is kept for the next start"
+                    .into(),
+            ));
+        }
         db.flush().map_err(sled_err("flushing a read model"))?;
         sync_sled_files(&self.dir, &self.data_file, &mut self.synced_blobs)
             .map_err(store_err("syncing a read model"))?;
@@ -175,11 +189,13 @@ impl Journal {
             .reset()
             .map_err(store_err("emptying a read model's journal"))?;
         match std::fs::remove_file(self.dir.join(DIRTY)) {
-            Ok(()) => sync_dir(&self.dir)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Ok(()) => {
+                self.dirty = false;
+                sync_dir(&self.dir)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.dirty = false,
             Err(e) => return Err(io_err("removing the DIRTY note", &self.dir)(e)),
         }
-        self.dirty = false;
         Ok(())
     }
 }
@@ -219,6 +235,25 @@ struct Cleanup {
     retired: AtomicBool,
 }
 
+/// A build let go of without a clean stop (a CLI command, a shutdown that
+/// ran out of time) is settled here, so no `DIRTY` note outlives the
+/// process to be taken for a power loss after a reboot. Not a retired
+/// build (its folder goes), nor one whose write failed halfway (its
+/// journal must be replayed).
+impl Drop for ViewDb {
+    fn drop(&mut self) {
+        if self.is_retired() {
+            return;
+        }
+        if let Ok(mut journal) = self.journal.lock()
+            && !journal.broken
+            && let Err(e) = journal.settle(&self.db)
+        {
+            tracing::warn!(folder = %self.dir.display(), error = %e, "could not settle a read model's journal on close");
+        }
+    }
+}
+
 impl Drop for Cleanup {
     fn drop(&mut self) {
         if self.retired.load(Ordering::SeqCst)
@@ -256,25 +291,58 @@ fn open_sled(dir: &Path, cache: u64) -> Result<sled::Db, ProjectionError> {
     }
 }
 
+/// Whether `dir` holds a `DIRTY` note left by another boot than this one
+/// (or this boot is not known).
+fn dirty_from_another_boot(dir: &Path) -> bool {
+    match std::fs::read_to_string(dir.join(DIRTY)) {
+        Ok(noted) => boot_id().is_none_or(|now| noted.trim() != now),
+        Err(_) => false,
+    }
+}
+
+/// Removes everything in a build's folder, the `DIRTY` note last: a crash
+/// halfway leaves a folder that is emptied again at the next open.
+fn empty_folder(dir: &Path) -> Result<(), ProjectionError> {
+    let entries = std::fs::read_dir(dir).map_err(io_err("emptying a read model", dir))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err("emptying a read model", dir))?;
+        let path = entry.path();
+        if entry.file_name() == DIRTY {
+            continue;
+        }
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(io_err("emptying a read model", dir))?;
+    }
+    sync_dir(dir)?;
+    match std::fs::remove_file(dir.join(DIRTY)) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("emptying a read model", dir)(e)),
+    }
+}
+
 /// Opens a build's sled database and finishes (or, after a power loss,
-/// discards) what its journal says was being written.
-fn open_journaled(dir: &Path, cache: u64) -> Result<(sled::Db, Journal), ProjectionError> {
-    let db = open_sled(dir, cache)?;
-    let (mut journal, pending) = Journal::open(dir)?;
-    if journal.dirty_from_another_boot() {
+/// discards) what its journal says was being written; says whether the
+/// build was emptied.
+fn open_journaled(dir: &Path, cache: u64) -> Result<(sled::Db, Journal, bool), ProjectionError> {
+    // Before sled is opened: after a power loss its files may not open.
+    if dirty_from_another_boot(dir) {
         tracing::warn!(
             folder = %dir.display(),
             "a read model was being written when the machine stopped (power loss or reboot); \
-             it may be inconsistent, so it is emptied and folds the log again from the start"
+             it may be inconsistent, so it is emptied and built again from the log"
         );
-        drop(journal);
-        drop(db);
-        std::fs::remove_dir_all(dir).map_err(io_err("emptying a read model", dir))?;
-        std::fs::create_dir_all(dir).map_err(io_err("emptying a read model", dir))?;
+        empty_folder(dir)?;
         let db = open_sled(dir, cache)?;
         let (journal, _) = Journal::open(dir)?;
-        return Ok((db, journal));
+        return Ok((db, journal, true));
     }
+    let db = open_sled(dir, cache)?;
+    let (mut journal, pending) = Journal::open(dir)?;
     if !pending.is_empty() {
         tracing::info!(
             folder = %dir.display(),
@@ -286,7 +354,7 @@ fn open_journaled(dir: &Path, cache: u64) -> Result<(sled::Db, Journal), Project
         }
     }
     journal.settle(&db)?;
-    Ok((db, journal))
+    Ok((db, journal, false))
 }
 
 impl ViewDb {
@@ -309,7 +377,7 @@ impl ViewDb {
     ) -> Result<Self, ProjectionError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ProjectionError::Storage(format!("creating {}: {e}", dir.display())))?;
-        let (db, journal) = open_journaled(dir, cache)?;
+        let (db, journal, emptied) = open_journaled(dir, cache)?;
         let meta = match db
             .get(META)
             .map_err(sled_err("reading a read model's meta"))?
@@ -337,6 +405,7 @@ impl ViewDb {
             db,
             meta,
             journal: Mutex::new(journal),
+            emptied,
             cleanup: Cleanup {
                 dir: dir.to_owned(),
                 retired: AtomicBool::new(false),
@@ -464,6 +533,12 @@ impl ViewDb {
     /// drops it.
     pub fn retire(&self) {
         self.cleanup.retired.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the build was emptied at open because it was being written
+    /// when the machine stopped (see the module's note).
+    pub fn was_emptied(&self) -> bool {
+        self.emptied
     }
 
     pub fn is_retired(&self) -> bool {
@@ -706,7 +781,10 @@ impl Tx<'_> {
         let ops = self.journal_ops(checkpoint);
         let mut journal = view.journal.lock().map_err(|_| poisoned())?;
         journal.append(&ops)?;
-        apply_ops(&view.db, &ops)?;
+        if let Err(e) = apply_ops(&view.db, &ops) {
+            journal.broken = true;
+            return Err(e);
+        }
         if journal.wal.len() >= JOURNAL_LIMIT {
             journal.settle(&view.db)?;
         }

@@ -253,8 +253,9 @@ fn a_journaled_commit_cut_short_by_a_crash_is_finished_at_the_next_open() {
     );
     {
         let mut journal = view.journal.lock().unwrap();
-        journal.wal.append(&ops).unwrap();
+        journal.append(&ops).unwrap();
         super::apply_ops(&view.db, &ops[..2]).unwrap();
+        journal.broken = true; // as when the rest of the apply failed
     }
     assert_eq!(keys(&view, b"i"), vec!["ia/r1"], "index not yet changed");
     assert_eq!(view.checkpoint().unwrap(), Some(Position::sequence(1)));
@@ -294,7 +295,41 @@ fn a_build_left_dirty_by_another_boot_is_emptied_to_fold_again() {
     assert_eq!(view.checkpoint().unwrap(), None, "folds from the start");
     assert_eq!(view.get(b"r1").unwrap(), None);
     assert_eq!(view.meta().name, "test");
+    assert!(view.was_emptied());
     assert!(!dir.path().join(super::DIRTY).exists());
+}
+
+#[test]
+fn a_build_dirty_from_another_boot_is_emptied_even_when_sled_cannot_open_it() {
+    let (dir, view) = open();
+    tagged_commit(&view, &[("r1", "a")])
+        .commit(Position::sequence(3))
+        .unwrap();
+    drop(view);
+    // A power loss can leave sled's files unreadable.
+    std::fs::write(dir.path().join("conf"), b"not sled's").unwrap();
+    std::fs::write(dir.path().join("db"), b"torn").unwrap();
+    std::fs::write(dir.path().join(super::DIRTY), "an-earlier-boot").unwrap();
+    let view = reopen(dir.path());
+    assert!(view.was_emptied());
+    assert_eq!(view.checkpoint().unwrap(), None);
+}
+
+#[test]
+fn a_build_dropped_without_a_flush_is_left_clean() {
+    let (dir, view) = open();
+    tagged_commit(&view, &[("r1", "a")])
+        .commit(Position::sequence(3))
+        .unwrap();
+    assert!(dir.path().join(super::DIRTY).exists());
+    drop(view);
+    assert!(
+        !dir.path().join(super::DIRTY).exists(),
+        "a reboot must not take it for a power loss"
+    );
+    let view = reopen(dir.path());
+    assert!(!view.was_emptied());
+    assert_eq!(view.checkpoint().unwrap(), Some(Position::sequence(3)));
 }
 
 #[test]
@@ -320,6 +355,7 @@ fn a_journal_record_of_an_unknown_kind_is_refused_not_guessed() {
         journal
             .append(&vec![(b"k".to_vec(), vec![7, 1, 2])])
             .unwrap();
+        journal.broken = true;
     }
     drop(view);
     let err = ViewDb::open(dir.path(), meta(), crate::view::DEFAULT_CACHE_BYTES)
