@@ -220,7 +220,17 @@ async fn upload_inner(
             break;
         }
         if tx.send(data).await.is_err() {
-            break; // the encryptor failed; its error is reported below
+            // The encryptor failed (say, the disk is full); its error is
+            // reported below. Read the rest of the body first, unstored:
+            // a server that answers mid-body and closes leaves the client
+            // with a broken pipe instead of the answer.
+            while let Some(Ok(frame)) = body.frame().await {
+                received += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if received > state.max_upload_bytes {
+                    break;
+                }
+            }
+            break;
         }
     }
     drop(tx);

@@ -316,7 +316,7 @@ impl Registry {
         tokio::task::spawn_blocking(move || f(&vault))
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!("vault task failed: {e}")))?
-            .map_err(|e| AppError::Internal(e.into()))
+            .map_err(vault_error)
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -609,4 +609,21 @@ impl Registry {
 
 pub fn stream_name(name: String) -> Result<StreamName, AppError> {
     StreamName::new(name).map_err(AppError::from)
+}
+
+/// A full disk under the key vault is the same clear, retryable refusal as
+/// a full disk under the log (the write was not stored), not an internal
+/// error.
+fn vault_error(e: callvault_store::vault::VaultError) -> AppError {
+    match &e {
+        callvault_store::vault::VaultError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::StorageFull =>
+        {
+            tracing::error!(error = %e, "the key vault's disk is full");
+            AppError::Unavailable(
+                "the write was not stored: no space left on the key vault's disk".into(),
+            )
+        }
+        _ => AppError::Internal(e.into()),
+    }
 }
