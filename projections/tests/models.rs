@@ -961,3 +961,26 @@ fn the_subject_view_shows_a_call_as_corrected() {
     assert_eq!(calls[0].ended_at, Some(t(4, 11, 0)));
     assert_eq!(calls[0].service_number, "+358295502000");
 }
+
+#[test]
+fn a_search_seeing_a_start_time_correction_half_applied_lists_the_call_once() {
+    use callvault_projections::projection::{key, time_key};
+    let (_d, view) = fold(&calls::Calls, &call_log());
+    let all = all_pages(&view, &calls::CallFilter::default(), 1);
+    // What a reader can see while a correction of call 2's start time is
+    // being written: its row (and new entries) in place, the entry under
+    // an old start time not yet removed — here, earlier than every call.
+    let mut tx = view.tx();
+    tx.put(
+        key(&[b"t", &time_key(t(1, 0, 0)), id(2).to_string().as_bytes()]),
+        Vec::new(),
+    );
+    tx.commit(Position::sequence(10_000)).unwrap();
+    for size in [1, 2, 10] {
+        assert_eq!(
+            all_pages(&view, &calls::CallFilter::default(), size),
+            all,
+            "page size {size}"
+        );
+    }
+}

@@ -363,6 +363,13 @@ pub fn search(
         let Some(row) = view.get_json::<CallRow>(&row_key(&id))? else {
             continue;
         };
+        if time_key(row.started_at)[..] != rest[..8] {
+            // An entry under a start time the call no longer has: a
+            // correction being written (its entry under the new time is
+            // where the call is listed), so the call is never listed twice
+            // nor a cursor taken from a place it is not.
+            continue;
+        }
         let keep = filter.direction.is_none_or(|d| d == row.direction)
             && filter
                 .caller
