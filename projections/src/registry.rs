@@ -153,16 +153,7 @@ fn storage(context: &str, e: impl std::fmt::Display) -> ProjectionError {
 }
 
 fn write_current(dir: &Path, build: &str) -> Result<(), ProjectionError> {
-    use std::io::Write;
-    let tmp = dir.join("CURRENT.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| storage("writing CURRENT", e))?;
-    f.write_all(build.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| storage("writing CURRENT", e))?;
-    std::fs::rename(&tmp, dir.join("CURRENT")).map_err(|e| storage("naming CURRENT", e))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| storage("syncing a read model folder", e))
+    crate::view::replace_file_synced(dir, "CURRENT", build.as_bytes())
 }
 
 fn meta_of(p: &dyn Projection) -> BuildMeta {
@@ -831,34 +822,34 @@ fn fold_side_by_side(
         .map_or(2, |n| n.get())
         .min(work.len());
     let next = std::sync::atomic::AtomicUsize::new(0);
-    type Folded = Mutex<Option<Result<Option<Position>, ProjectionError>>>;
-    let results: Vec<Folded> = work.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let (Some(w), Some(slot)) = (work.get(i), results.get(i)) else {
-                        break;
-                    };
-                    let folded = fold(w, envelopes);
-                    if let Ok(mut slot) = slot.lock() {
-                        *slot = Some(folded);
-                    }
-                }
-            });
-        }
-    });
-    results
+    let mut folded: Vec<(usize, Result<Option<Position>, ProjectionError>)> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let Some(w) = work.get(i) else { break };
+                            done.push((i, fold(w, envelopes)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| ProjectionError::Task("a read model's fold panicked".into()))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?
         .into_iter()
-        .map(|slot| {
-            slot.into_inner().ok().flatten().unwrap_or_else(|| {
-                Err(ProjectionError::Task(
-                    "a read model's fold stopped before it finished".into(),
-                ))
-            })
-        })
-        .collect()
+        .flatten()
+        .collect();
+    folded.sort_unstable_by_key(|(i, _)| *i);
+    folded.into_iter().map(|(_, r)| r).collect()
 }
 
 /// On a clean stop, stores each build's checkpoint where its fold got to:

@@ -5,9 +5,9 @@
 //!
 //! A build is one sled tree of prefixed keys. Its checkpoint (the last log
 //! position folded in) lives in the same tree and is written in the same
-//! atomic batch as the changes, so a crash never applies an event twice or
-//! skips one. Writes go through a [`Tx`]: reads see the transaction's own
-//! earlier writes, and `commit` turns it into one sled batch.
+//! journal record as the changes, so a crash never applies an event twice
+//! or skips one. Writes go through a [`Tx`]: reads see the transaction's
+//! own earlier writes, and `commit` writes them all at once.
 //!
 //! A commit reaches sled through the build's redo journal (`wal` in its
 //! folder, the event log's write-ahead log format): the commit's changes
@@ -118,7 +118,7 @@ fn boot_id() -> Option<String> {
 
 fn io_err(context: &str, dir: &Path) -> impl FnOnce(std::io::Error) -> ProjectionError {
     let context = format!("{context} in {}", dir.display());
-    move |e| ProjectionError::Storage(format!("{context}: {e}"))
+    move |e| storage_err(&context)(e)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), ProjectionError> {
@@ -127,9 +127,25 @@ fn sync_dir(dir: &Path) -> Result<(), ProjectionError> {
         .map_err(io_err("syncing the folder", dir))
 }
 
+/// Replaces `dir/name` with `contents`, whole or not at all, durably:
+/// written to a temporary file, synced, renamed, the folder synced.
+pub(crate) fn replace_file_synced(
+    dir: &Path,
+    name: &str,
+    contents: &[u8],
+) -> Result<(), ProjectionError> {
+    let temp = dir.join(format!("{name}.tmp"));
+    std::fs::write(&temp, contents)
+        .and_then(|()| File::open(&temp)?.sync_all())
+        .and_then(|()| std::fs::rename(&temp, dir.join(name)))
+        .map_err(io_err(&format!("writing {name}"), dir))?;
+    sync_dir(dir)
+}
+
 impl Journal {
     fn open(dir: &Path) -> Result<(Self, Vec<Ops>), ProjectionError> {
-        let (wal, pending) = Wal::open(dir).map_err(store_err("opening a read model's journal"))?;
+        let (wal, pending) =
+            Wal::open(dir).map_err(storage_err("opening a read model's journal"))?;
         let data_file =
             File::open(dir.join("db")).map_err(io_err("opening db for fdatasync", dir))?;
         Ok((
@@ -156,18 +172,12 @@ impl Journal {
         if !self.dirty {
             // Whole or not at all: a note cut short would read as another
             // boot's.
-            let path = self.dir.join(DIRTY);
-            let temp = self.dir.join("DIRTY.tmp");
-            std::fs::write(&temp, boot_id().unwrap_or_default())
-                .and_then(|()| File::open(&temp)?.sync_all())
-                .and_then(|()| std::fs::rename(&temp, &path))
-                .map_err(io_err("noting a read model as being written", &self.dir))?;
-            sync_dir(&self.dir)?;
+            replace_file_synced(&self.dir, DIRTY, boot_id().unwrap_or_default().as_bytes())?;
             self.dirty = true;
         }
         self.wal
             .append_unsynced(ops)
-            .map_err(store_err("writing a read model's journal"))
+            .map_err(storage_err("writing a read model's journal"))
     }
 
     /// Makes everything applied to `db` durable, then empties the journal
@@ -182,12 +192,12 @@ impl Journal {
                     .into(),
             ));
         }
-        db.flush().map_err(sled_err("flushing a read model"))?;
+        db.flush().map_err(storage_err("flushing a read model"))?;
         sync_sled_files(&self.dir, &self.data_file, &mut self.synced_blobs)
-            .map_err(store_err("syncing a read model"))?;
+            .map_err(storage_err("syncing a read model"))?;
         self.wal
             .reset()
-            .map_err(store_err("emptying a read model's journal"))?;
+            .map_err(storage_err("emptying a read model's journal"))?;
         match std::fs::remove_file(self.dir.join(DIRTY)) {
             Ok(()) => {
                 self.dirty = false;
@@ -200,10 +210,6 @@ impl Journal {
     }
 }
 
-fn store_err(context: &str) -> impl FnOnce(callvault_store::StoreError) -> ProjectionError + '_ {
-    move |e| ProjectionError::Storage(format!("{context}: {e}"))
-}
-
 /// Applies one journal record (or a commit about to be journaled) to sled
 /// with plain inserts, in order.
 fn apply_ops(db: &sled::Db, ops: &[(Vec<u8>, Vec<u8>)]) -> Result<(), ProjectionError> {
@@ -212,11 +218,11 @@ fn apply_ops(db: &sled::Db, ops: &[(Vec<u8>, Vec<u8>)]) -> Result<(), Projection
             Some((&SET, v)) => db
                 .insert(key.as_slice(), v)
                 .map(drop)
-                .map_err(sled_err("writing a read model"))?,
+                .map_err(storage_err("writing a read model"))?,
             Some((&REMOVE, [])) => db
                 .remove(key.as_slice())
                 .map(drop)
-                .map_err(sled_err("writing a read model"))?,
+                .map_err(storage_err("writing a read model"))?,
             _ => {
                 return Err(ProjectionError::Storage(
                     "a read model's journal holds a record of an unknown kind".into(),
@@ -264,7 +270,7 @@ impl Drop for Cleanup {
     }
 }
 
-fn sled_err(context: &str) -> impl FnOnce(sled::Error) -> ProjectionError + '_ {
+fn storage_err<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> ProjectionError + '_ {
     move |e| ProjectionError::Storage(format!("{context}: {e}"))
 }
 
@@ -286,7 +292,7 @@ fn open_sled(dir: &Path, cache: u64) -> Result<sled::Db, ProjectionError> {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            Err(e) => return Err(sled_err("opening a read model")(e)),
+            Err(e) => return Err(storage_err("opening a read model")(e)),
         }
     }
 }
@@ -380,7 +386,7 @@ impl ViewDb {
         let (db, journal, emptied) = open_journaled(dir, cache)?;
         let meta = match db
             .get(META)
-            .map_err(sled_err("reading a read model's meta"))?
+            .map_err(storage_err("reading a read model's meta"))?
         {
             Some(bytes) => {
                 let stored: BuildMeta = serde_json::from_slice(&bytes)
@@ -396,7 +402,7 @@ impl ViewDb {
             None => {
                 let bytes = serde_json::to_vec(&meta).unwrap_or_default();
                 db.insert(META, bytes)
-                    .map_err(sled_err("writing a read model's meta"))?;
+                    .map_err(storage_err("writing a read model's meta"))?;
                 meta
             }
         };
@@ -426,7 +432,7 @@ impl ViewDb {
         match self
             .db
             .get(CHECKPOINT)
-            .map_err(sled_err("reading a checkpoint"))?
+            .map_err(storage_err("reading a checkpoint"))?
         {
             Some(b) => {
                 let arr: [u8; 16] = b
@@ -443,7 +449,7 @@ impl ViewDb {
         Ok(self
             .db
             .get(key)
-            .map_err(sled_err("reading a read model"))?
+            .map_err(storage_err("reading a read model"))?
             .map(|v| v.to_vec()))
     }
 
@@ -506,7 +512,7 @@ impl ViewDb {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         for entry in self.db.iter() {
-            let (k, v) = entry.map_err(sled_err("digesting a read model"))?;
+            let (k, v) = entry.map_err(storage_err("digesting a read model"))?;
             // The content, not where the build happens to have written
             // its last checkpoint.
             if k.as_ref() == META || k.as_ref() == CHECKPOINT {
@@ -550,7 +556,9 @@ impl ViewDb {
     pub fn flush(&self) -> Result<(), ProjectionError> {
         let mut journal = self.journal.lock().map_err(|_| poisoned())?;
         journal.settle(&self.db)?;
-        self.db.flush().map_err(sled_err("flushing a read model"))?;
+        self.db
+            .flush()
+            .map_err(storage_err("flushing a read model"))?;
         Ok(())
     }
 }
@@ -741,37 +749,6 @@ impl Tx<'_> {
         Ok(keys.into_iter().collect())
     }
 
-    /// Every change the transaction makes, typed rows written back with
-    /// their index entries: rows first, then other values, then removals,
-    /// each in key order (the order plain inserts make them visible in — a
-    /// reader finding a new index entry finds its row).
-    fn into_changes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-        let Tx {
-            mut writes, rows, ..
-        } = self;
-        let mut out = Vec::with_capacity(writes.len() + rows.len() * 4);
-        for (key, cached) in rows {
-            let index = cached.row.index_keys(&key);
-            for old in cached.stored_index.iter().filter(|k| !index.contains(k)) {
-                writes.insert(old.clone(), None);
-            }
-            for new in index
-                .into_iter()
-                .filter(|k| !cached.stored_index.contains(k))
-            {
-                writes.insert(new, Some(Vec::new()));
-            }
-            out.push((key, Some(cached.row.encode())));
-        }
-        // In key order, as a sled batch would: neighbouring keys share
-        // sled's tree nodes.
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let (sets, removals): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_some());
-        out.extend(sets);
-        out.extend(removals);
-        out
-    }
-
     /// Writes everything and the new checkpoint through the build's
     /// journal (see the module's note): atomic across a crash. Readers may
     /// see a commit half applied — rows before their index entries, the
@@ -791,27 +768,45 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The transaction's changes as a journal record, checkpoint last.
+    /// The transaction's changes as a journal record, typed rows written
+    /// back with their index entries: rows first, then other values, then
+    /// removals, each in key order (neighbouring keys share sled's tree
+    /// nodes), the checkpoint last — the order plain inserts make them
+    /// visible in, so a reader finding a new index entry finds its row.
     fn journal_ops(self, checkpoint: Position) -> Ops {
-        let mut ops: Ops = self
-            .into_changes()
-            .into_iter()
-            .map(|(k, v)| {
-                let value = match v {
-                    Some(v) => {
-                        let mut tagged = Vec::with_capacity(v.len() + 1);
-                        tagged.push(SET);
-                        tagged.extend_from_slice(&v);
-                        tagged
-                    }
-                    None => vec![REMOVE],
-                };
-                (k, value)
-            })
-            .collect();
-        let mut cp = vec![SET];
-        cp.extend_from_slice(&checkpoint.to_be_bytes());
-        ops.push((CHECKPOINT.to_vec(), cp));
+        fn tagged(tag: u8, value: &[u8]) -> Vec<u8> {
+            let mut out = Vec::with_capacity(value.len() + 1);
+            out.push(tag);
+            out.extend_from_slice(value);
+            out
+        }
+        let Tx {
+            mut writes, rows, ..
+        } = self;
+        let mut ops: Ops = Vec::with_capacity(writes.len() + rows.len() * 4 + 1);
+        for (key, cached) in rows {
+            let index = cached.row.index_keys(&key);
+            for old in cached.stored_index.iter().filter(|k| !index.contains(k)) {
+                writes.insert(old.clone(), None);
+            }
+            for new in index
+                .into_iter()
+                .filter(|k| !cached.stored_index.contains(k))
+            {
+                writes.insert(new, Some(Vec::new()));
+            }
+            ops.push((key, tagged(SET, &cached.row.encode())));
+        }
+        ops.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let (sets, removals): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_some());
+        for (key, value) in sets.into_iter().chain(removals) {
+            let value = match value {
+                Some(v) => tagged(SET, &v),
+                None => vec![REMOVE],
+            };
+            ops.push((key, value));
+        }
+        ops.push((CHECKPOINT.to_vec(), tagged(SET, &checkpoint.to_be_bytes())));
         ops
     }
 }
