@@ -154,8 +154,10 @@ pub(crate) fn decode(position: Position, bytes: &[u8]) -> Result<RecordedEvent, 
 const CHUNK_FORMAT: u8 = 2;
 /// Most events in one chunk.
 pub(crate) const MAX_CHUNK_EVENTS: usize = 128;
-/// A chunk is closed once it holds this many bytes.
-pub(crate) const MAX_CHUNK_BYTES: usize = 512 * 1024;
+/// A chunk is closed once it holds this many bytes. With one more event of
+/// at most 64 KiB it stays under a quarter of sled's 1 MiB segment, above
+/// which sled would write it to a file of its own.
+pub(crate) const MAX_CHUNK_BYTES: usize = 128 * 1024;
 
 pub(crate) fn encode_chunk(records: &[RecordedEvent]) -> Vec<u8> {
     let encoded: Vec<Vec<u8>> = records.iter().map(encode).collect();

@@ -43,15 +43,24 @@ use crate::{
     wal::{Ops, Wal, sync_sled_files},
 };
 
-/// sled's segment size. Values larger than a quarter of a segment become
-/// separate blob files; 8 MiB keeps pages of 64 KiB events inline.
-const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+/// sled's segment size for a new event log. It is also the size of the log
+/// buffer sled writes out in one go when it fills, and every `fdatasync` of
+/// the WAL that follows such a write waits for it to reach the disk: with
+/// 8 MiB the WAL's p99 at 16 writers was ~5 ms, with 1 MiB ~1.8 ms
+/// (BENCHMARKS.md, "Event log"). Values larger than a quarter of a segment
+/// become separate blob files, so chunks stay below that
+/// (`record::MAX_CHUNK_BYTES`).
+const SEGMENT_SIZE: usize = 1024 * 1024;
 /// Most append requests committed together.
 const MAX_REQUESTS_PER_BATCH: usize = 4096;
 /// Checkpoint (flush sled, empty the WAL) once the WAL is this big…
 const CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
 /// …or when the writer has been idle this long with a non-empty WAL.
 const CHECKPOINT_IDLE: Duration = Duration::from_secs(2);
+/// The WAL grows in zero-filled steps of this size, and keeps room for
+/// this much when emptied (see `wal.rs`).
+const WAL_GROW_STEP: u64 = 1024 * 1024;
+const WAL_KEEP: u64 = CHECKPOINT_BYTES + 8 * 1024 * 1024;
 /// How many recent event ids are remembered for idempotent resends with
 /// `Any`/`StreamExists`.
 pub const RECENT_IDS: usize = 200_000;
@@ -90,10 +99,20 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
     move |source| StoreError::Io { context, source }
 }
 
+/// The segment size an existing sled database in `dir` was created with,
+/// from its `conf` file (text lines, then a CRC). sled refuses to open with
+/// another one, so a log created with an older default keeps its own.
+fn stored_segment_size(dir: &Path) -> Option<usize> {
+    let bytes = std::fs::read(dir.join("conf")).ok()?;
+    let text = String::from_utf8_lossy(bytes.get(..bytes.len().checked_sub(4)?)?);
+    text.lines()
+        .find_map(|l| l.strip_prefix("segment_size: ")?.trim().parse().ok())
+}
+
 fn sled_config(dir: &Path) -> sled::Config {
     sled::Config::new()
         .path(dir)
-        .segment_size(SEGMENT_SIZE)
+        .segment_size(stored_segment_size(dir).unwrap_or(SEGMENT_SIZE))
         // No timed background flush: durability is the WAL's, and sled
         // writes its log at checkpoints and when a buffer fills.
         .flush_every_ms(None)
@@ -721,7 +740,7 @@ impl SledStore {
         let db = open_sled(&dir)?;
         let data_file = File::open(dir.join("db"))
             .map_err(io(format!("opening {}/db for fdatasync", dir.display())))?;
-        let (mut wal, pending) = Wal::open(&dir)?;
+        let (mut wal, pending) = Wal::open_preallocated(&dir, WAL_GROW_STEP, WAL_KEEP)?;
         // Make the files sled and the WAL just created, and their names,
         // durable.
         for name in ["conf", "db", "wal"] {

@@ -126,3 +126,40 @@ async fn a_torn_sled_snapshot_does_not_stop_the_log_from_opening() {
     assert_eq!(read, written);
     conformance::check_chain(&read).unwrap();
 }
+
+/// New logs use 1 MiB sled segments; a log created with the earlier 8 MiB
+/// default must keep opening (sled refuses a different segment size) and
+/// keep working across reopens.
+#[tokio::test]
+async fn a_log_created_with_the_earlier_segment_size_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(
+        sled::Config::new()
+            .path(dir.path())
+            .segment_size(8 * 1024 * 1024)
+            .open()
+            .unwrap(),
+    );
+    let s = conformance::unique_stream("old-segments");
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store
+            .append(&s, ExpectedRevision::NoStream, conformance::events(3))
+            .await
+            .unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    let read = store
+        .read_stream(&s, StreamFrom::Start, Direction::Forwards, 10)
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 3);
+    conformance::check_chain(&read).unwrap();
+    let conf = std::fs::read(dir.path().join("conf")).unwrap();
+    assert!(String::from_utf8_lossy(&conf).contains("segment_size: 8388608"));
+
+    let fresh = tempfile::tempdir().unwrap();
+    drop(SledStore::open(fresh.path()).unwrap());
+    let conf = std::fs::read(fresh.path().join("conf")).unwrap();
+    assert!(String::from_utf8_lossy(&conf).contains("segment_size: 1048576"));
+}
