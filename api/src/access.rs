@@ -12,10 +12,7 @@ use callvault_domain::{
     staff::StaffState,
 };
 
-use crate::{
-    error::AppError,
-    service::{Registry, Staff},
-};
+use crate::{error::AppError, service::Registry};
 
 /// The authenticated actor with the roles the register holds for them now.
 #[derive(Debug, Clone)]
@@ -26,7 +23,7 @@ pub struct Caller {
 
 impl Caller {
     pub async fn load(registry: &Registry, id: &StaffId) -> Result<Self, AppError> {
-        let rights = registry.load::<Staff>(id).await?.state;
+        let rights = registry.staff_rights(id).await?;
         Ok(Self {
             id: id.clone(),
             rights,

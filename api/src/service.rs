@@ -8,7 +8,7 @@
 //! command after it succeeded returns the original result instead of an
 //! error, and re-sending it with different content is a conflict.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use callvault_domain::RetentionPolicy;
 use callvault_domain::{
@@ -249,7 +249,15 @@ pub struct Registry {
     /// made through this service without waiting for other readers'
     /// access-log entries.
     last_write: Arc<std::sync::Mutex<Option<Position>>>,
+    /// Staff members' rights as last folded, with the revision they were
+    /// folded to: each request checks the stream for events after it (one
+    /// index lookup) instead of reading and decoding the whole stream.
+    staff_rights: Arc<std::sync::Mutex<HashMap<StaffId, (Revision, StaffState)>>>,
 }
+
+/// Most staff members whose rights are kept folded; past it the cache
+/// starts again (an agency has hundreds).
+const STAFF_RIGHTS_CACHED: usize = 10_000;
 
 impl Registry {
     pub fn new(
@@ -267,7 +275,51 @@ impl Registry {
             clock,
             custody: Arc::new(tokio::sync::Mutex::new(())),
             last_write: Arc::new(std::sync::Mutex::new(None)),
+            staff_rights: Arc::default(),
         }
+    }
+
+    /// A staff member's rights now: the folded state cached from an
+    /// earlier request, brought up to date with whatever the stream holds
+    /// after it — always current, as reading the whole stream would be.
+    pub async fn staff_rights(&self, id: &StaffId) -> Result<StaffState, AppError> {
+        let stream = stream_name(Staff::stream(id))?;
+        let cached = self
+            .staff_rights
+            .lock()
+            .ok()
+            .and_then(|c| c.get(id).cloned());
+        let (mut from, mut state) = match cached {
+            Some((revision, state)) => (StreamFrom::Revision(Revision(revision.0 + 1)), state),
+            None => (StreamFrom::Start, StaffState::default()),
+        };
+        let mut last = None;
+        loop {
+            let page = self
+                .store
+                .read_stream(&stream, from, Direction::Forwards, PAGE)
+                .await?;
+            for r in &page {
+                state = Staff::evolve(state, &self.journal.decode(r)?);
+                last = Some(r.revision);
+            }
+            match page.last() {
+                Some(r) if page.len() == PAGE => {
+                    from = StreamFrom::Revision(Revision(r.revision.0 + 1));
+                }
+                _ => break,
+            }
+        }
+        if let (Some(revision), Ok(mut cache)) = (last, self.staff_rights.lock()) {
+            if cache.len() >= STAFF_RIGHTS_CACHED && !cache.contains_key(id) {
+                cache.clear();
+            }
+            let newer = cache.get(id).is_none_or(|(r, _)| *r < revision);
+            if newer {
+                cache.insert(id.clone(), (revision, state.clone()));
+            }
+        }
+        Ok(state)
     }
 
     /// The log position of the last command written through this registry.

@@ -26,8 +26,8 @@
 //! measured ~20 % more appends/s at 16 writers (BENCHMARKS.md, "Event
 //! log"). The read models' journals ([`Wal::open`]) are cut back instead.
 //!
-//! A file of format 1 (records with no epoch, no header; written before
-//! 2026-11-29) is read as such and rewritten in format 2 with the same
+//! A file of format 1 (records with no epoch, no header; written
+//! by earlier versions) is read as such and rewritten in format 2 with the same
 //! batches before anything is appended.
 //!
 //! The read models (`callvault-projections`) use the same file as a redo
