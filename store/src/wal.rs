@@ -239,18 +239,26 @@ impl Wal {
             .map_err(|e| io("appending to the write-ahead log", &self.path)(e))?;
         let at = FILE_HEADER + self.len;
         let end = at + record.len() as u64;
+        // Zeros ahead of the record: if they don't fit (a full disk),
+        // nothing of the record was written.
+        self.grow_to(end)
+            .map_err(io("growing the write-ahead log", &self.path))?;
         let written = self
-            .grow_to(end)
-            .and_then(|()| self.file.write_all_at(&record, at))
+            .file
+            .write_all_at(&record, at)
             .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
         if let Err(e) = written {
             // Void what may have been written, so that it is not replayed
             // (it was never acknowledged) and the next record takes its
-            // place.
-            let voided = self
-                .file
-                .write_all_at(&[0u8; HEADER], at)
-                .and_then(|()| self.file.sync_data());
+            // place: cut off where the file grows with each record, its
+            // header zeroed where the space is already the file's (so
+            // that needs no more of a full disk).
+            let voided = if self.grow_step == 0 {
+                self.file.set_len(at)
+            } else {
+                self.file.write_all_at(&[0u8; HEADER], at)
+            }
+            .and_then(|()| self.file.sync_data());
             if let Err(void) = voided {
                 tracing::error!(error = %void, "could not void a failed write in the write-ahead log; refusing further appends until a restart");
                 self.damaged = true;
