@@ -124,6 +124,15 @@ fn sled_config(dir: &Path) -> sled::Config {
 /// damaged one is moved aside (kept, for inspection) and sled opens from
 /// its log; what came after our last checkpoint is replayed from our WAL.
 fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+    let holds_data = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
+    if holds_data && stored_segment_size(dir).is_none() {
+        // sled would write a new `conf` with today's default and misread
+        // a log created with another segment size.
+        return Err(StoreError::Corrupt(format!(
+            "{} holds an event log but sled's `conf` file (which names its segment size) is missing or unreadable; restore it from the backup the folder came from",
+            dir.display()
+        )));
+    }
     match sled_config(dir).open() {
         Ok(db) => Ok(db),
         Err(sled::Error::Corruption { at: None, .. }) => {
@@ -541,7 +550,8 @@ impl Writer {
     }
 
     fn checkpoint_if(&mut self, due: impl Fn(u64) -> bool) {
-        if self.failed.is_some() || !due(self.wal.len()) {
+        // A damaged WAL refuses appends until it is emptied: try at once.
+        if self.failed.is_some() || !(due(self.wal.len()) || self.wal.is_damaged()) {
             return;
         }
         if let Err(e) = self.inner.checkpoint(&mut self.wal, &mut self.synced_blobs) {

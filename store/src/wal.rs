@@ -99,9 +99,10 @@ pub struct Wal {
     grow_step: u64,
     /// Bytes of records the file keeps room for when it is emptied.
     keep: u64,
-    /// A failed write could not be voided: whatever follows it would be
-    /// lost at recovery (which stops at the damage), so nothing more is
-    /// appended until a restart repairs the file.
+    /// A failed write could not be voided (whatever follows it would be
+    /// lost at recovery, which stops at the damage), or an emptying failed
+    /// (the epoch on disk is unknown): nothing more is appended until an
+    /// emptying succeeds or a restart repairs the file.
     damaged: bool,
 }
 
@@ -134,6 +135,23 @@ impl Wal {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("opening the write-ahead log", &path)(e)),
+        }
+        if bytes.starts_with(FILE_MAGIC)
+            && bytes.len() >= 20
+            && crc32fast::hash(&bytes[..16]).to_be_bytes() == bytes[16..20]
+            && bytes[4..8] != FORMAT.to_be_bytes()
+        {
+            return Err(StoreError::Corrupt(format!(
+                "the write-ahead log {} is of format {}, which this version does not read (it reads format {FORMAT}); run the version that wrote it",
+                path.display(),
+                u32::from_be_bytes(bytes[4..8].try_into().unwrap_or_default()),
+            )));
+        }
+        if !(bytes.is_empty() || bytes.starts_with(FILE_MAGIC) || bytes.starts_with(MAGIC)) {
+            return Err(StoreError::Corrupt(format!(
+                "{} does not start like a write-ahead log; it was left as it is (move it aside only if the event log was closed cleanly)",
+                path.display()
+            )));
         }
         let (epoch, batches, good) = match read_file_header(&bytes) {
             Some(epoch) => {
@@ -231,7 +249,7 @@ impl Wal {
         if self.damaged {
             return Err(io("appending to the write-ahead log", &self.path)(
                 std::io::Error::other(
-                    "an earlier failed write could not be voided; restart the service to repair the log",
+                    "an earlier write failed in a way only emptying the log after a checkpoint, or a restart, repairs",
                 ),
             ));
         }
@@ -289,24 +307,40 @@ impl Wal {
     }
 
     /// Empties the WAL once everything in it is durable in sled: a new
-    /// epoch in the header makes every record in the file stale.
+    /// epoch in the header makes every record in the file stale. The
+    /// header is synced before the file is cut back: a cut that reached
+    /// the disk before the header would leave part of the old epoch to be
+    /// replayed (older values over newer ones). If anything fails, the
+    /// header on disk is unknown, so appends are refused (`damaged`) until
+    /// an emptying succeeds.
     pub fn reset(&mut self) -> Result<(), StoreError> {
         let epoch = new_epoch();
         let keep = FILE_HEADER + self.keep;
-        self.file
+        let emptied = self
+            .file
             .write_all_at(&file_header(epoch), 0)
+            .and_then(|()| self.file.sync_data())
             .and_then(|()| {
                 if self.file_len > keep {
                     self.file.set_len(keep)?;
                     self.file_len = keep;
                 }
-                self.file.sync_data()
-            })
-            .map_err(io("emptying the write-ahead log", &self.path))?;
+                Ok(())
+            });
+        if let Err(e) = emptied {
+            self.damaged = true;
+            return Err(io("emptying the write-ahead log", &self.path)(e));
+        }
         self.epoch = epoch;
         self.len = 0;
         self.damaged = false;
         Ok(())
+    }
+
+    /// An append or an emptying failed in a way only a successful
+    /// emptying (or a restart) repairs.
+    pub fn is_damaged(&self) -> bool {
+        self.damaged
     }
 }
 
@@ -586,6 +620,27 @@ mod tests {
         wal.append(&ops(1)).unwrap();
         drop(wal);
         assert_eq!(Wal::open(dir.path()).unwrap().1, vec![ops(2), ops(1)]);
+    }
+
+    #[test]
+    fn a_file_that_is_no_log_of_a_known_format_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal");
+        std::fs::write(&path, b"not a log at all").unwrap();
+        let err = Wal::open(dir.path()).err().expect("refused");
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"not a log at all");
+
+        // A sound header of a later format.
+        let mut later = file_header(7).to_vec();
+        later[4..8].copy_from_slice(&3u32.to_be_bytes());
+        let crc = crc32fast::hash(&later[..16]);
+        later[16..20].copy_from_slice(&crc.to_be_bytes());
+        later.resize(FILE_HEADER as usize, 0);
+        std::fs::write(&path, &later).unwrap();
+        let err = Wal::open(dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("format 3"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), later);
     }
 
     #[test]

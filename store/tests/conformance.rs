@@ -163,3 +163,24 @@ async fn a_log_created_with_the_earlier_segment_size_still_opens() {
     let conf = std::fs::read(fresh.path().join("conf")).unwrap();
     assert!(String::from_utf8_lossy(&conf).contains("segment_size: 1048576"));
 }
+
+/// Without sled's `conf` the segment size of an existing log is unknown:
+/// opening is refused with what to do, rather than guessed.
+#[tokio::test]
+async fn a_log_whose_sled_conf_is_missing_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store
+            .append(
+                &conformance::unique_stream("conf"),
+                ExpectedRevision::NoStream,
+                conformance::events(2),
+            )
+            .await
+            .unwrap();
+    }
+    std::fs::remove_file(dir.path().join("conf")).unwrap();
+    let err = SledStore::open(dir.path()).err().expect("refused");
+    assert!(err.to_string().contains("`conf`"), "{err}");
+}
