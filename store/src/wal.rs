@@ -643,6 +643,56 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), later);
     }
 
+    /// A read-only handle in place of the file makes its writes fail.
+    fn read_only(wal: &mut Wal) -> File {
+        std::mem::replace(&mut wal.file, File::open(&wal.path).unwrap())
+    }
+
+    #[test]
+    fn a_failed_emptying_refuses_appends_until_an_emptying_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path()).unwrap();
+        wal.append(&ops(2)).unwrap();
+        let writable = read_only(&mut wal);
+        assert!(wal.reset().is_err());
+        assert!(wal.is_damaged());
+        wal.file = writable;
+        let refused = wal.append(&ops(1)).expect_err("refused while damaged");
+        assert!(
+            format!("{refused:?}").contains("earlier write failed"),
+            "{refused:?}"
+        );
+        wal.reset().unwrap();
+        assert!(!wal.is_damaged());
+        wal.append(&ops(3)).unwrap();
+        drop(wal);
+        assert_eq!(Wal::open(dir.path()).unwrap().1, vec![ops(3)]);
+    }
+
+    #[test]
+    fn a_write_that_fails_and_cannot_be_voided_stops_appends_until_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open_preallocated(dir.path(), 1 << 16, 1 << 16).unwrap();
+        wal.append(&ops(2)).unwrap();
+        let writable = read_only(&mut wal);
+        assert!(wal.append(&ops(4)).is_err());
+        assert!(wal.is_damaged(), "the void could not be written either");
+        wal.file = writable;
+        assert!(wal.append(&ops(1)).is_err(), "refused while damaged");
+        drop(wal);
+        // Reopened, only the acknowledged batch is there.
+        let (mut wal, batches) = Wal::open_preallocated(dir.path(), 1 << 16, 1 << 16).unwrap();
+        assert_eq!(batches, vec![ops(2)]);
+        wal.append(&ops(1)).unwrap();
+        drop(wal);
+        assert_eq!(
+            Wal::open_preallocated(dir.path(), 1 << 16, 1 << 16)
+                .unwrap()
+                .1,
+            vec![ops(2), ops(1)]
+        );
+    }
+
     #[test]
     fn reset_empties_the_log() {
         let dir = tempfile::tempdir().unwrap();
