@@ -289,27 +289,15 @@ impl Registry {
             .lock()
             .ok()
             .and_then(|c| c.get(id).cloned());
-        let (mut from, mut state) = match cached {
+        let (from, mut state) = match cached {
             Some((revision, state)) => (StreamFrom::Revision(Revision(revision.0 + 1)), state),
             None => (StreamFrom::Start, StaffState::default()),
         };
-        let mut last = None;
-        loop {
-            let page = self
-                .store
-                .read_stream(&stream, from, Direction::Forwards, PAGE)
-                .await?;
-            for r in &page {
-                state = Staff::evolve(state, &self.journal.decode(r)?);
-                last = Some(r.revision);
-            }
-            match page.last() {
-                Some(r) if page.len() == PAGE => {
-                    from = StreamFrom::Revision(Revision(r.revision.0 + 1));
-                }
-                _ => break,
-            }
+        let recorded = self.read_stream_from(&stream, from).await?;
+        for r in &recorded {
+            state = Staff::evolve(state, &self.journal.decode(r)?);
         }
+        let last = recorded.last().map(|r| r.revision);
         if let (Some(revision), Ok(mut cache)) = (last, self.staff_rights.lock()) {
             if cache.len() >= STAFF_RIGHTS_CACHED && !cache.contains_key(id) {
                 cache.clear();
@@ -377,8 +365,16 @@ impl Registry {
 
     /// Every stored event of a stream, in order.
     pub async fn read_stream(&self, stream: &StreamName) -> Result<Vec<RecordedEvent>, AppError> {
+        self.read_stream_from(stream, StreamFrom::Start).await
+    }
+
+    /// The events of `stream` from `from` on, every page of them.
+    async fn read_stream_from(
+        &self,
+        stream: &StreamName,
+        mut from: StreamFrom,
+    ) -> Result<Vec<RecordedEvent>, AppError> {
         let mut out = Vec::new();
-        let mut from = StreamFrom::Start;
         loop {
             let page = self
                 .store

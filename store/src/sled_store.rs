@@ -109,10 +109,10 @@ fn stored_segment_size(dir: &Path) -> Option<usize> {
         .find_map(|l| l.strip_prefix("segment_size: ")?.trim().parse().ok())
 }
 
-fn sled_config(dir: &Path) -> sled::Config {
+fn sled_config(dir: &Path, segment_size: usize) -> sled::Config {
     sled::Config::new()
         .path(dir)
-        .segment_size(stored_segment_size(dir).unwrap_or(SEGMENT_SIZE))
+        .segment_size(segment_size)
         // No timed background flush: durability is the WAL's, and sled
         // writes its log at checkpoints and when a buffer fills.
         .flush_every_ms(None)
@@ -125,15 +125,19 @@ fn sled_config(dir: &Path) -> sled::Config {
 /// its log; what came after our last checkpoint is replayed from our WAL.
 fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
     let holds_data = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
-    if holds_data && stored_segment_size(dir).is_none() {
+    let segment_size = match stored_segment_size(dir) {
+        Some(size) => size,
+        None if !holds_data => SEGMENT_SIZE,
         // sled would write a new `conf` with today's default and misread
         // a log created with another segment size.
-        return Err(StoreError::Corrupt(format!(
-            "{} holds an event log but sled's `conf` file (which names its segment size) is missing or unreadable; restore it from the backup the folder came from",
-            dir.display()
-        )));
-    }
-    match sled_config(dir).open() {
+        None => {
+            return Err(StoreError::Corrupt(format!(
+                "{} holds an event log but sled's `conf` file (which names its segment size) is missing or unreadable; restore it from the backup the folder came from",
+                dir.display()
+            )));
+        }
+    };
+    match sled_config(dir, segment_size).open() {
         Ok(db) => Ok(db),
         Err(sled::Error::Corruption { at: None, .. }) => {
             let aside = dir.join("damaged-snapshots");
@@ -151,7 +155,7 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
                     "sled could not read its snapshot; moved it aside and opening from sled's log"
                 );
             }
-            sled_config(dir)
+            sled_config(dir, segment_size)
                 .open()
                 .map_err(|e| sled_error("opening the event log", dir, e))
         }

@@ -76,14 +76,42 @@ fn file_header(epoch: u64) -> [u8; 20] {
     h
 }
 
-/// The epoch in a format-2 header; `None` if `bytes` do not start with a
-/// sound one.
-fn read_file_header(bytes: &[u8]) -> Option<u64> {
-    let h = bytes.get(..20)?;
-    (&h[..4] == FILE_MAGIC
-        && h[4..8] == FORMAT.to_be_bytes()
-        && crc32fast::hash(&h[..16]).to_be_bytes() == h[16..20])
-        .then(|| u64::from_be_bytes(h[8..16].try_into().unwrap_or_default()))
+/// What a WAL file's first bytes say it is.
+enum Kind {
+    /// Empty, or format-1 records from the start.
+    First,
+    /// A sound format-2 header with its epoch.
+    Current(u64),
+    /// Format 2's magic, but the header does not check out.
+    DamagedHeader,
+    /// A sound header of another format.
+    Other(u32),
+    Unknown,
+}
+
+fn kind(bytes: &[u8]) -> Kind {
+    if bytes.is_empty() || bytes.starts_with(MAGIC) {
+        return Kind::First;
+    }
+    if !bytes.starts_with(FILE_MAGIC) {
+        return Kind::Unknown;
+    }
+    let Some(h) = bytes.get(..20) else {
+        return Kind::DamagedHeader;
+    };
+    if crc32fast::hash(&h[..16]).to_be_bytes() != h[16..20] {
+        return Kind::DamagedHeader;
+    }
+    match u32::from_be_bytes([h[4], h[5], h[6], h[7]]) {
+        FORMAT => Kind::Current(u64::from_be_bytes(h[8..16].try_into().unwrap_or_default())),
+        other => Kind::Other(other),
+    }
+}
+
+/// The epoch of a format-2 record starting at `bytes`, if one does.
+fn record_epoch(bytes: &[u8]) -> Option<u64> {
+    let h = bytes.get(..12)?;
+    (&h[..4] == MAGIC).then(|| u64::from_be_bytes(h[4..12].try_into().unwrap_or_default()))
 }
 
 pub struct Wal {
@@ -136,71 +164,70 @@ impl Wal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("opening the write-ahead log", &path)(e)),
         }
-        if bytes.starts_with(FILE_MAGIC)
-            && bytes.len() >= 20
-            && crc32fast::hash(&bytes[..16]).to_be_bytes() == bytes[16..20]
-            && bytes[4..8] != FORMAT.to_be_bytes()
-        {
-            return Err(StoreError::Corrupt(format!(
-                "the write-ahead log {} is of format {}, which this version does not read (it reads format {FORMAT}); run the version that wrote it",
-                path.display(),
-                u32::from_be_bytes(bytes[4..8].try_into().unwrap_or_default()),
-            )));
-        }
-        if !(bytes.is_empty() || bytes.starts_with(FILE_MAGIC) || bytes.starts_with(MAGIC)) {
-            return Err(StoreError::Corrupt(format!(
-                "{} does not start like a write-ahead log; it was left as it is (move it aside only if the event log was closed cleanly)",
-                path.display()
-            )));
-        }
-        let (epoch, batches, good) = match read_file_header(&bytes) {
-            Some(epoch) => {
-                let records = bytes.get(FILE_HEADER as usize..).unwrap_or_default();
+        let records = bytes.get(FILE_HEADER as usize..).unwrap_or_default();
+        let batches = match kind(&bytes) {
+            Kind::Current(epoch) => {
                 let (batches, good) = parse(records, Some(epoch));
-                if records
-                    .get(good..good + 12)
-                    .is_some_and(|h| &h[..4] == MAGIC && h[4..12] == epoch.to_be_bytes())
-                {
+                if record_epoch(&records[good..]) == Some(epoch) {
                     tracing::warn!(
                         at = FILE_HEADER as usize + good,
                         "write-ahead log ends in a torn record (a write that was never acknowledged); it is left out"
                     );
                 }
-                (epoch, batches, good as u64)
+                return Self::open_file(path, epoch, good as u64, grow_step, keep)
+                    .map(|wal| (wal, batches));
             }
-            None => {
-                let batches = if bytes.starts_with(FILE_MAGIC) {
-                    // Torn while being emptied (everything in it was in sled
-                    // already, and replaying it again is harmless) or
-                    // damaged: either way the records that follow are read
-                    // by the epoch of the first one.
-                    let records = bytes.get(FILE_HEADER as usize..).unwrap_or_default();
-                    let epoch = records
-                        .get(..12)
-                        .filter(|h| &h[..4] == MAGIC)
-                        .map(|h| u64::from_be_bytes(h[4..12].try_into().unwrap_or_default()));
-                    let batches = epoch.map_or_else(Vec::new, |e| parse(records, Some(e)).0);
+            Kind::Other(format) => {
+                return Err(StoreError::Corrupt(format!(
+                    "the write-ahead log {} is of format {format}, which this version does not read (it reads format {FORMAT}); run the version that wrote it",
+                    path.display(),
+                )));
+            }
+            Kind::Unknown => {
+                return Err(StoreError::Corrupt(format!(
+                    "{} does not start like a write-ahead log; it was left as it is (move it aside only if the event log was closed cleanly)",
+                    path.display()
+                )));
+            }
+            Kind::DamagedHeader => {
+                // Torn while being emptied (everything in it was in sled
+                // already, and replaying it again is harmless) or damaged:
+                // either way the records that follow are read by the epoch
+                // of the first one.
+                let batches =
+                    record_epoch(records).map_or_else(Vec::new, |e| parse(records, Some(e)).0);
+                tracing::warn!(
+                    path = %path.display(),
+                    batches = batches.len(),
+                    "write-ahead log header is damaged; reading the records that follow by their own epoch"
+                );
+                batches
+            }
+            Kind::First => {
+                let (batches, good) = parse(&bytes, None);
+                if good < bytes.len() {
                     tracing::warn!(
-                        path = %path.display(),
-                        batches = batches.len(),
-                        "write-ahead log header is damaged; reading the records that follow by their own epoch"
+                        cut = bytes.len() - good,
+                        "write-ahead log ends in a torn record (a write that was never acknowledged); cutting it off"
                     );
-                    batches
-                } else {
-                    let (batches, good) = parse(&bytes, None);
-                    if good < bytes.len() {
-                        tracing::warn!(
-                            cut = bytes.len() - good,
-                            "write-ahead log ends in a torn record (a write that was never acknowledged); cutting it off"
-                        );
-                    }
-                    batches
-                };
-                let epoch = new_epoch();
-                let len = rewrite(dir, &path, epoch, &batches, grow_step)?;
-                (epoch, batches, len)
+                }
+                batches
             }
         };
+        // Anything but a sound format-2 file is rewritten as one, with the
+        // batches it holds.
+        let epoch = new_epoch();
+        let len = rewrite(dir, &path, epoch, &batches, grow_step)?;
+        Self::open_file(path, epoch, len, grow_step, keep).map(|wal| (wal, batches))
+    }
+
+    fn open_file(
+        path: PathBuf,
+        epoch: u64,
+        len: u64,
+        grow_step: u64,
+        keep: u64,
+    ) -> Result<Self, StoreError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -210,19 +237,16 @@ impl Wal {
             .metadata()
             .map_err(io("reading the size of the write-ahead log", &path))?
             .len();
-        Ok((
-            Self {
-                path,
-                file,
-                len: good,
-                epoch,
-                file_len,
-                grow_step,
-                keep,
-                damaged: false,
-            },
-            batches,
-        ))
+        Ok(Self {
+            path,
+            file,
+            len,
+            epoch,
+            file_len,
+            grow_step,
+            keep,
+            damaged: false,
+        })
     }
 
     pub fn len(&self) -> u64 {
