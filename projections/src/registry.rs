@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use callvault_store::{EventStore, Position, RecordedEvent};
+use callvault_store::{EventStore, Position, RecordedEvent, Subscription};
 use tokio::sync::watch;
 
 use crate::{
@@ -617,6 +617,7 @@ impl Runner {
                 view,
                 checkpoint,
                 switched: !rebuilding,
+                last_took: Duration::ZERO,
             });
         }
         let start = members.iter().map(|m| m.checkpoint).min().flatten();
@@ -632,6 +633,9 @@ impl Runner {
         }
         let mut sub = self.store.subscribe_all(start).await?;
         let mut catching_up = CatchUp::new(&members, start, target, rebuilding);
+        // The next batch, taken from the log and decoded while the one
+        // before it was folded.
+        let mut ready: Option<Gathered> = None;
         loop {
             // Switch rebuilt builds that have caught up (also when the log
             // is empty or the build was already there).
@@ -647,96 +651,114 @@ impl Runner {
             if members.is_empty() {
                 return Ok(());
             }
-            // Wake now and then even when the log is quiet, so a retired
-            // build is let go (and its folder deleted) promptly.
-            let first = tokio::select! {
-                next = sub.next() => next,
-                () = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                _ = stop.changed() => return settle(&members),
-            };
-            let Some(first) = first else {
-                return Ok(()); // the store shut down
-            };
-            let mut batch = vec![first?];
-            let mut stopping = false;
-            while batch.len() < BATCH {
-                match sub.try_next() {
-                    Some(e) => batch.push(e?),
-                    // Behind the head (catching up or rebuilding), the
-                    // next page is on its way: wait for it rather than
-                    // folding a small batch — unless told to stop (the
-                    // page may never come from an unreachable server).
-                    None if batch.last().is_some_and(|e| Some(e.position) < head) => {
-                        tokio::select! {
-                            next = sub.next() => match next {
-                                Some(e) => batch.push(e?),
-                                None => break,
-                            },
-                            _ = stop.changed() => {
-                                stopping = true;
-                                break;
-                            }
-                        }
+            let Gathered {
+                envelopes,
+                stopping,
+            } = match ready.take() {
+                Some(gathered) => gathered,
+                None => {
+                    // Wake now and then even when the log is quiet, so a
+                    // retired build is let go (and its folder deleted)
+                    // promptly.
+                    let first = tokio::select! {
+                        next = sub.next() => next,
+                        () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                        _ = stop.changed() => return settle(&members),
+                    };
+                    let Some(first) = first else {
+                        return Ok(()); // the store shut down
+                    };
+                    let (batch, stopping) = gather(&mut sub, first?, head, &mut stop).await?;
+                    Gathered {
+                        envelopes: self.decode(batch).await?,
+                        stopping,
                     }
-                    None => break,
                 }
-            }
-            self.apply_batch(&mut members, batch).await?;
+            };
+            // Behind the head (catching up or rebuilding), the next batch
+            // is on its way: take it from the log and decode it while this
+            // one folds, so no core waits for the decoding (BENCHMARKS.md,
+            // "Read models").
+            let behind = !stopping && envelopes.last().is_some_and(|e| Some(e.position) < head);
+            let envelopes = Arc::new(envelopes);
+            let next = if behind {
+                let (folded, next) = tokio::join!(
+                    self.fold_batch(&members, envelopes),
+                    self.prefetch(&mut sub, head, &mut stop)
+                );
+                publish(&mut members, folded?)?;
+                Some(next?)
+            } else {
+                let folded = self.fold_batch(&members, envelopes).await?;
+                publish(&mut members, folded)?;
+                None
+            };
             catching_up.report(&members);
-            if stopping {
-                return settle(&members);
+            match next {
+                _ if stopping => return settle(&members),
+                Some(Next::Batch(gathered)) => ready = Some(gathered),
+                Some(Next::Stop) => return settle(&members),
+                Some(Next::Closed) => return Ok(()), // the store shut down
+                None => {}
             }
         }
     }
 
-    async fn apply_batch(
-        &self,
-        members: &mut [Member],
-        batch: Vec<RecordedEvent>,
-    ) -> Result<(), ProjectionError> {
+    /// Decodes a batch of stored events once for every build, off the
+    /// async threads.
+    async fn decode(&self, batch: Vec<RecordedEvent>) -> Result<Vec<Envelope>, ProjectionError> {
         let journal = self.journal.clone();
+        tokio::task::spawn_blocking(move || decode_batch(&journal, &batch))
+            .await
+            .map_err(|e| ProjectionError::Task(e.to_string()))?
+    }
+
+    /// Takes the next batch from the log and decodes it, when more events
+    /// are known to be coming (the log's head is beyond the last batch).
+    async fn prefetch(
+        &self,
+        sub: &mut Subscription,
+        head: Option<Position>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Next, ProjectionError> {
+        let first = tokio::select! {
+            next = sub.next() => next,
+            _ = stop.changed() => return Ok(Next::Stop),
+        };
+        let Some(first) = first else {
+            return Ok(Next::Closed);
+        };
+        let (batch, stopping) = gather(sub, first?, head, stop).await?;
+        Ok(Next::Batch(Gathered {
+            envelopes: self.decode(batch).await?,
+            stopping,
+        }))
+    }
+
+    /// Folds decoded events into every member's build; returns each one's
+    /// new checkpoint and how long its fold took.
+    async fn fold_batch(
+        &self,
+        members: &[Member],
+        envelopes: Arc<Vec<Envelope>>,
+    ) -> Result<Vec<Folded>, ProjectionError> {
         let work: Vec<Work> = members
             .iter()
-            .map(|m| (m.slot.projection.clone(), m.view.clone(), m.checkpoint))
+            .map(|m| Work {
+                projection: m.slot.projection.clone(),
+                view: m.view.clone(),
+                checkpoint: m.checkpoint,
+                last_took: m.last_took,
+            })
             .collect();
-        let results = tokio::task::spawn_blocking(
-            move || -> Result<Vec<Option<Position>>, ProjectionError> {
-                let envelopes = decode_batch(&journal, &batch)?;
-                if work.len() < 2 || envelopes.len() < SIDE_BY_SIDE_FROM {
-                    return work.iter().map(|w| fold(w, &envelopes)).collect();
-                }
-                fold_side_by_side(&work, &envelopes)
-            },
-        )
-        .await
-        .map_err(|e| ProjectionError::Task(e.to_string()))??;
-        for (m, checkpoint) in members.iter_mut().zip(results) {
-            let applied = match (checkpoint, m.checkpoint) {
-                (Some(new), Some(old)) => new.commit.saturating_sub(old.commit),
-                (Some(new), None) => new.commit,
-                _ => 0,
-            };
-            m.checkpoint = checkpoint;
-            if m.switched {
-                // Under the lock `switch` replaces the build with: once
-                // the slot has moved on, this build's position is no
-                // longer what it publishes.
-                let active = m
-                    .slot
-                    .active
-                    .read()
-                    .map_err(|_| ProjectionError::Task("lock".into()))?;
-                if Arc::ptr_eq(&active, &m.view) {
-                    m.slot.applied.send_replace(checkpoint);
-                }
-            } else if let Ok(mut r) = m.slot.rebuild.lock()
-                && let Some(p) = r.as_mut()
-            {
-                p.applied_events += applied;
-                p.position = checkpoint;
+        tokio::task::spawn_blocking(move || -> Result<Vec<Folded>, ProjectionError> {
+            if work.len() < 2 || envelopes.len() < SIDE_BY_SIDE_FROM {
+                return work.iter().map(|w| timed_fold(w, &envelopes)).collect();
             }
-        }
-        Ok(())
+            fold_side_by_side(&work, &envelopes)
+        })
+        .await
+        .map_err(|e| ProjectionError::Task(e.to_string()))?
     }
 
     /// Makes a caught-up rebuilt build the one answering queries.
@@ -781,11 +803,95 @@ impl Runner {
     }
 }
 
+/// Takes each member's new checkpoint after a fold: publishes it to
+/// queries (an active build) or to its rebuild's progress.
+fn publish(members: &mut [Member], folded: Vec<Folded>) -> Result<(), ProjectionError> {
+    for (m, (checkpoint, took)) in members.iter_mut().zip(folded) {
+        m.last_took = took;
+        let applied = match (checkpoint, m.checkpoint) {
+            (Some(new), Some(old)) => new.commit.saturating_sub(old.commit),
+            (Some(new), None) => new.commit,
+            _ => 0,
+        };
+        m.checkpoint = checkpoint;
+        if m.switched {
+            // Under the lock `switch` replaces the build with: once the
+            // slot has moved on, this build's position is no longer what
+            // it publishes.
+            let active = m
+                .slot
+                .active
+                .read()
+                .map_err(|_| ProjectionError::Task("lock".into()))?;
+            if Arc::ptr_eq(&active, &m.view) {
+                m.slot.applied.send_replace(checkpoint);
+            }
+        } else if let Ok(mut r) = m.slot.rebuild.lock()
+            && let Some(p) = r.as_mut()
+        {
+            p.applied_events += applied;
+            p.position = checkpoint;
+        }
+    }
+    Ok(())
+}
+
+/// A batch taken from the log, decoded.
+struct Gathered {
+    envelopes: Vec<Envelope>,
+    /// Told to stop while taking it: fold it, then stop.
+    stopping: bool,
+}
+
+/// What [`Runner::prefetch`] found.
+enum Next {
+    Batch(Gathered),
+    /// Told to stop before the batch's first event came.
+    Stop,
+    /// The store shut down.
+    Closed,
+}
+
+/// Takes events from the log after `first` until a batch is full, or the
+/// log has nothing more right now. Behind the head (catching up or
+/// rebuilding) the next page is on its way: it waits for it rather than
+/// folding a small batch — unless told to stop (the page may never come
+/// from an unreachable server); says whether it was.
+async fn gather(
+    sub: &mut Subscription,
+    first: RecordedEvent,
+    head: Option<Position>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(Vec<RecordedEvent>, bool), ProjectionError> {
+    let mut batch = vec![first];
+    while batch.len() < BATCH {
+        match sub.try_next() {
+            Some(e) => batch.push(e?),
+            None if batch.last().is_some_and(|e| Some(e.position) < head) => {
+                tokio::select! {
+                    next = sub.next() => match next {
+                        Some(e) => batch.push(e?),
+                        None => break,
+                    },
+                    _ = stop.changed() => return Ok((batch, true)),
+                }
+            }
+            None => break,
+        }
+    }
+    Ok((batch, false))
+}
+
 /// Folds `envelopes` (those past its checkpoint) into one build, a sled
 /// batch with its checkpoint every [`COMMIT_EVERY`] events; returns the
 /// new checkpoint.
 fn fold(
-    (projection, view, checkpoint): &Work,
+    Work {
+        projection,
+        view,
+        checkpoint,
+        ..
+    }: &Work,
     envelopes: &[Envelope],
 ) -> Result<Option<Position>, ProjectionError> {
     if view.is_retired() {
@@ -816,44 +922,56 @@ fn fold(
     Ok(todo.last().map(|e| e.position).or(*checkpoint))
 }
 
+/// [`fold`], and how long it took.
+fn timed_fold(work: &Work, envelopes: &[Envelope]) -> Result<Folded, ProjectionError> {
+    let started = Instant::now();
+    let checkpoint = fold(work, envelopes)?;
+    Ok((checkpoint, started.elapsed()))
+}
+
 /// Folds a large batch into several builds on one thread per core, each
 /// thread taking the next build not yet folded: commits take no lock
 /// shared between builds (see `view.rs`). One thread per build measured
 /// slower than one per core (BENCHMARKS.md, "Read models").
+///
+/// The builds are taken longest first (by their fold of the batch before),
+/// so the short ones fill the end and no thread waits long for the last
+/// build of the batch (BENCHMARKS.md, "Read models").
 fn fold_side_by_side(
     work: &[Work],
     envelopes: &[Envelope],
-) -> Result<Vec<Option<Position>>, ProjectionError> {
+) -> Result<Vec<Folded>, ProjectionError> {
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(work.len());
+    let mut order: Vec<usize> = (0..work.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(work[i].last_took));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut folded: Vec<(usize, Result<Option<Position>, ProjectionError>)> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            let Some(w) = work.get(i) else { break };
-                            done.push((i, fold(w, envelopes)));
-                        }
-                        done
-                    })
+    let mut folded: Vec<(usize, Result<Folded, ProjectionError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let at = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(&i) = order.get(at) else { break };
+                        done.push((i, timed_fold(&work[i], envelopes)));
+                    }
+                    done
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .map_err(|_| ProjectionError::Task("a read model's fold panicked".into()))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })?
-        .into_iter()
-        .flatten()
-        .collect();
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| ProjectionError::Task("a read model's fold panicked".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
     folded.sort_unstable_by_key(|(i, _)| *i);
     folded.into_iter().map(|(_, r)| r).collect()
 }
@@ -954,7 +1072,16 @@ impl CatchUp {
 }
 
 /// One build's share of a batch: its fold, its storage, its checkpoint.
-type Work = (Arc<dyn Projection>, Arc<ViewDb>, Option<Position>);
+struct Work {
+    projection: Arc<dyn Projection>,
+    view: Arc<ViewDb>,
+    checkpoint: Option<Position>,
+    /// How long its fold of the batch before took.
+    last_took: Duration,
+}
+
+/// A build's new checkpoint after a batch, and how long the fold took.
+type Folded = (Option<Position>, Duration);
 
 struct Member {
     slot: Arc<Slot>,
@@ -962,6 +1089,8 @@ struct Member {
     checkpoint: Option<Position>,
     /// Already the slot's active build (or it was never a rebuild).
     switched: bool,
+    /// How long its fold of the last batch took.
+    last_took: Duration,
 }
 
 /// Decodes a batch of stored events once for every build.
