@@ -436,3 +436,47 @@ fn a_purge_stopped_between_kek_and_key_file_leaves_a_vault_that_opens() {
         "left alone"
     );
 }
+
+/// A move whose clean-up failed leaves a stale copy in the old bucket while
+/// the vault runs. Rotating that bucket must not carry the copy over: it
+/// would outlive the key's destruction in its new bucket and, at the next
+/// open, be taken for the key.
+#[test]
+fn a_rotation_does_not_carry_over_the_stale_copy_of_a_failed_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = KeyVault::open(dir.path()).unwrap();
+    vault.create_key(rec(1), day(3)).unwrap();
+    let other = vault
+        .create_key(rec(2), day(3))
+        .unwrap()
+        .secret_bytes_for_audit();
+    // Removing the old copy rewrites the bucket's file through a temporary
+    // file; a folder in its place makes that fail (as root too).
+    let blocker = dir.path().join("wrapped/2027-03-03.g1.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    assert!(
+        vault.move_to(rec(1), Bucket::Hold).is_err(),
+        "the clean-up of the move fails"
+    );
+    std::fs::remove_dir(&blocker).unwrap();
+    assert_eq!(vault.bucket_of(rec(1)).unwrap(), Some(Bucket::Hold));
+
+    assert_eq!(
+        vault.rotate(day(3)).unwrap(),
+        1,
+        "only the bucket's own key is re-wrapped"
+    );
+    assert_eq!(live(&vault, rec(2)), other);
+    // The key leaves the hold for a bucket that is then destroyed: gone,
+    // also after reopening.
+    vault.move_to(rec(1), day(9)).unwrap();
+    vault.destroy_bucket(day(9)).unwrap();
+    assert!(matches!(vault.key(rec(1)).unwrap(), KeyLookup::Gone));
+    drop(vault);
+    let vault = KeyVault::open(dir.path()).unwrap();
+    assert!(
+        matches!(vault.key(rec(1)).unwrap(), KeyLookup::Gone),
+        "no copy of the destroyed key came back"
+    );
+    assert_eq!(live(&vault, rec(2)), other);
+}
