@@ -655,6 +655,9 @@ impl Runner {
                 envelopes,
                 stopping,
             } = match ready.take() {
+                // Told to stop while it was taken: left unfolded (nor is
+                // it checkpointed; the next start reads it again).
+                Some(_) if stop.has_changed().unwrap_or(true) => return settle(&members),
                 Some(gathered) => gathered,
                 None => {
                     // Wake now and then even when the log is quiet, so a
@@ -681,16 +684,28 @@ impl Runner {
             // "Read models").
             let behind = !stopping && envelopes.last().is_some_and(|e| Some(e.position) < head);
             let envelopes = Arc::new(envelopes);
+            let fold = fold_batch(work_of(&members), envelopes);
             let next = if behind {
-                let (folded, next) = tokio::join!(
-                    self.fold_batch(&members, envelopes),
-                    self.prefetch(&mut sub, head, &mut stop)
-                );
+                // Published as soon as the fold is done (a query waiting
+                // for its write does not wait for the next batch's
+                // decoding), and a failed fold is reported at once.
+                let prefetch = self.prefetch(&mut sub, head, &mut stop);
+                tokio::pin!(fold, prefetch);
+                let mut next = None;
+                let folded = loop {
+                    tokio::select! {
+                        biased;
+                        folded = &mut fold => break folded,
+                        fetched = &mut prefetch, if next.is_none() => next = Some(fetched),
+                    }
+                };
                 publish(&mut members, folded?)?;
-                Some(next?)
+                Some(match next {
+                    Some(fetched) => fetched?,
+                    None => prefetch.await?,
+                })
             } else {
-                let folded = self.fold_batch(&members, envelopes).await?;
-                publish(&mut members, folded)?;
+                publish(&mut members, fold.await?)?;
                 None
             };
             catching_up.report(&members);
@@ -722,8 +737,9 @@ impl Runner {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Next, ProjectionError> {
         let first = tokio::select! {
-            next = sub.next() => next,
+            biased;
             _ = stop.changed() => return Ok(Next::Stop),
+            next = sub.next() => next,
         };
         let Some(first) = first else {
             return Ok(Next::Closed);
@@ -733,32 +749,6 @@ impl Runner {
             envelopes: self.decode(batch).await?,
             stopping,
         }))
-    }
-
-    /// Folds decoded events into every member's build; returns each one's
-    /// new checkpoint and how long its fold took.
-    async fn fold_batch(
-        &self,
-        members: &[Member],
-        envelopes: Arc<Vec<Envelope>>,
-    ) -> Result<Vec<Folded>, ProjectionError> {
-        let work: Vec<Work> = members
-            .iter()
-            .map(|m| Work {
-                projection: m.slot.projection.clone(),
-                view: m.view.clone(),
-                checkpoint: m.checkpoint,
-                last_took: m.last_took,
-            })
-            .collect();
-        tokio::task::spawn_blocking(move || -> Result<Vec<Folded>, ProjectionError> {
-            if work.len() < 2 || envelopes.len() < SIDE_BY_SIDE_FROM {
-                return work.iter().map(|w| timed_fold(w, &envelopes)).collect();
-            }
-            fold_side_by_side(&work, &envelopes)
-        })
-        .await
-        .map_err(|e| ProjectionError::Task(e.to_string()))?
     }
 
     /// Makes a caught-up rebuilt build the one answering queries.
@@ -834,6 +824,35 @@ fn publish(members: &mut [Member], folded: Vec<Folded>) -> Result<(), Projection
         }
     }
     Ok(())
+}
+
+/// Each member's share of the next batch.
+fn work_of(members: &[Member]) -> Vec<Work> {
+    members
+        .iter()
+        .map(|m| Work {
+            projection: m.slot.projection.clone(),
+            view: m.view.clone(),
+            checkpoint: m.checkpoint,
+            last_took: m.last_took,
+        })
+        .collect()
+}
+
+/// Folds decoded events into every member's build; returns each one's
+/// new checkpoint and how long its fold took.
+async fn fold_batch(
+    work: Vec<Work>,
+    envelopes: Arc<Vec<Envelope>>,
+) -> Result<Vec<Folded>, ProjectionError> {
+    tokio::task::spawn_blocking(move || -> Result<Vec<Folded>, ProjectionError> {
+        if work.len() < 2 || envelopes.len() < SIDE_BY_SIDE_FROM {
+            return work.iter().map(|w| timed_fold(w, &envelopes)).collect();
+        }
+        fold_side_by_side(&work, &envelopes)
+    })
+    .await
+    .map_err(|e| ProjectionError::Task(e.to_string()))?
 }
 
 /// A batch taken from the log, decoded.
