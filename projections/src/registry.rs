@@ -36,6 +36,8 @@ const BATCH: usize = 10_000;
 const COMMIT_EVERY: usize = 10_000;
 /// Batches at least this big fold their builds side by side.
 const SIDE_BY_SIDE_FROM: usize = 500;
+/// How long a runner waits for the log before looking at its builds again.
+const IDLE_WAKE: Option<Duration> = Some(Duration::from_millis(500));
 /// How long [`Projections::shutdown`] waits for the runners.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// A build's stored checkpoint may lag this many positions behind when
@@ -659,24 +661,17 @@ impl Runner {
                 // it checkpointed; the next start reads it again).
                 Some(_) if stop.has_changed().unwrap_or(true) => return settle(&members),
                 Some(gathered) => gathered,
-                None => {
-                    // Wake now and then even when the log is quiet, so a
-                    // retired build is let go (and its folder deleted)
-                    // promptly.
-                    let first = tokio::select! {
-                        next = sub.next() => next,
-                        () = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                        _ = stop.changed() => return settle(&members),
-                    };
-                    let Some(first) = first else {
-                        return Ok(()); // the store shut down
-                    };
-                    let (batch, stopping) = gather(&mut sub, first?, head, &mut stop).await?;
-                    Gathered {
-                        envelopes: self.decode(batch).await?,
-                        stopping,
-                    }
-                }
+                // Wake now and then even when the log is quiet, so a
+                // retired build is let go (and its folder deleted) promptly.
+                None => match self
+                    .next_batch(&mut sub, head, &mut stop, IDLE_WAKE)
+                    .await?
+                {
+                    Next::Batch(gathered) => gathered,
+                    Next::Idle => continue,
+                    Next::Stop => return settle(&members),
+                    Next::Closed => return Ok(()), // the store shut down
+                },
             };
             // Behind the head (catching up or rebuilding), the next batch
             // is on its way: take it from the log and decode it while this
@@ -689,7 +684,7 @@ impl Runner {
                 // Published as soon as the fold is done (a query waiting
                 // for its write does not wait for the next batch's
                 // decoding), and a failed fold is reported at once.
-                let prefetch = self.prefetch(&mut sub, head, &mut stop);
+                let prefetch = self.next_batch(&mut sub, head, &mut stop, None);
                 tokio::pin!(fold, prefetch);
                 let mut next = None;
                 let folded = loop {
@@ -714,7 +709,7 @@ impl Runner {
                 Some(Next::Batch(gathered)) => ready = Some(gathered),
                 Some(Next::Stop) => return settle(&members),
                 Some(Next::Closed) => return Ok(()), // the store shut down
-                None => {}
+                Some(Next::Idle) | None => {}
             }
         }
     }
@@ -728,18 +723,22 @@ impl Runner {
             .map_err(|e| ProjectionError::Task(e.to_string()))?
     }
 
-    /// Takes the next batch from the log and decodes it, when more events
-    /// are known to be coming (the log's head is beyond the last batch).
-    async fn prefetch(
+    /// Takes the next batch from the log and decodes it; with `wake`,
+    /// gives up after that long without an event.
+    async fn next_batch(
         &self,
         sub: &mut Subscription,
         head: Option<Position>,
         stop: &mut watch::Receiver<bool>,
+        wake: Option<Duration>,
     ) -> Result<Next, ProjectionError> {
         let first = tokio::select! {
             biased;
             _ = stop.changed() => return Ok(Next::Stop),
             next = sub.next() => next,
+            () = tokio::time::sleep(wake.unwrap_or_default()), if wake.is_some() => {
+                return Ok(Next::Idle);
+            }
         };
         let Some(first) = first else {
             return Ok(Next::Closed);
@@ -862,13 +861,15 @@ struct Gathered {
     stopping: bool,
 }
 
-/// What [`Runner::prefetch`] found.
+/// What [`Runner::next_batch`] found.
 enum Next {
     Batch(Gathered),
     /// Told to stop before the batch's first event came.
     Stop,
     /// The store shut down.
     Closed,
+    /// Nothing came in the time it was given.
+    Idle,
 }
 
 /// Takes events from the log after `first` until a batch is full, or the
