@@ -580,18 +580,31 @@ fn wrk_run(
 bodies = {{ {} }}
 counter = 0
 failures = 0
+answered = 0
+threads = {{}}
+-- `done` runs in the main script state: each thread's counts are read
+-- from it through the handles `setup` keeps.
+setup = function(thread)
+  table.insert(threads, thread)
+end
 request = function()
   counter = counter + 1
   local body = bodies[(counter % #bodies) + 1]
   return wrk.format("POST", nil, {{["content-type"] = "application/json", ["authorization"] = "Bearer {analyst}"}}, body)
 end
 response = function(status, headers, body)
-  if status ~= 200 or string.find(body, '"errors"') or not string.find(body, '"data":{{') then
+  answered = answered + 1
+  if status ~= 200 or string.find(body, '"errors"', 1, true) or not string.find(body, '"data":{{', 1, true) then
     failures = failures + 1
   end
 end
 done = function(summary, latency, requests)
-  io.write(string.format("FAILURES %d\n", failures))
+  local failed, checked = 0, 0
+  for _, thread in ipairs(threads) do
+    failed = failed + thread:get("failures")
+    checked = checked + thread:get("answered")
+  end
+  io.write(string.format("FAILURES %d\nCHECKED %d\n", failed, checked))
 end
 "#,
         bodies.join(", ")
@@ -618,13 +631,20 @@ end
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     let rate = field("Requests/sec:").parse().unwrap_or(0.0);
-    // wrk's `response` callback sees every answer only from its own
-    // threads' state; the script sums per thread, so add them up.
-    let failures: u64 = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("FAILURES "))
-        .filter_map(|n| n.trim().parse::<u64>().ok())
-        .sum();
+    let tally = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    };
+    let (Some(failures), Some(checked)) = (tally("FAILURES "), tally("CHECKED ")) else {
+        anyhow::bail!("wrk printed no tally of checked answers:\n{text}");
+    };
+    // Every answer counted must have been looked at: a check that saw
+    // fewer (or none) proves nothing.
+    anyhow::ensure!(
+        count > 0 && checked >= count,
+        "wrk checked {checked} of {count} answers"
+    );
     Ok((count, rate, field("50%"), field("99%"), failures))
 }
 
