@@ -53,6 +53,8 @@ use crate::{
 const SEGMENT_SIZE: usize = 1024 * 1024;
 /// Most append requests committed together.
 const MAX_REQUESTS_PER_BATCH: usize = 4096;
+/// Reads of at most this many events run on the calling thread.
+pub(crate) const INLINE_READ: usize = 32;
 /// Checkpoint (flush sled, empty the WAL) once the WAL is this big…
 const CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
 /// …or when the writer has been idle this long with a non-empty WAL.
@@ -916,6 +918,24 @@ impl EventStore for SledStore {
         direction: Direction,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // A read of a few events — say, a cache asking whether anything
+        // came after the revision it holds — answers on the calling thread:
+        // a head lookup and a few reads from sled's cache cost less than
+        // the hop to a blocking thread and back (BENCHMARKS.md, "Read
+        // models").
+        let few = max <= INLINE_READ
+            || match (direction, from) {
+                (Direction::Forwards, StreamFrom::Revision(r)) => self
+                    .inner
+                    .load_head(stream)?
+                    .is_none_or(|h| h.last.0.saturating_sub(r.0) < INLINE_READ as u64),
+                _ => false,
+            };
+        if few {
+            return self
+                .inner
+                .read_stream_blocking(stream, from, direction, max);
+        }
         let stream = stream.clone();
         self.blocking(move |inner| inner.read_stream_blocking(&stream, from, direction, max))
             .await

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use crate::contract::{Position, RecordedEvent, StoreError, Subscription};
+use crate::sled_store::INLINE_READ;
 
 /// Events read per page while catching up.
 const PAGE: usize = 2048;
@@ -37,25 +38,45 @@ pub(crate) fn spawn<R: ReadAll>(
     tokio::spawn(async move {
         let mut after = after;
         loop {
+            // Following the head, a few events are new: read them on this
+            // thread (cheaper than the hop to a blocking thread and back).
+            let few = match (*head.borrow(), after) {
+                (None, _) => true,
+                (Some(h), Some(a)) => h.commit.saturating_sub(a.commit) <= INLINE_READ as u64,
+                (Some(h), None) => h.commit < INLINE_READ as u64,
+            };
+            let max = if few { INLINE_READ } else { PAGE };
             let r = reader.clone();
-            let page =
-                match tokio::task::spawn_blocking(move || r.read_all_blocking(after, PAGE)).await {
-                    Ok(Ok(page)) => page,
-                    Ok(Err(e)) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                    Err(join) => {
-                        let _ = tx
-                            .send(Err(StoreError::Unavailable(format!(
-                                "subscription reader stopped: {join}"
-                            ))))
-                            .await;
-                        return;
-                    }
-                };
-            if page.is_empty() {
-                // Caught up: wait until the head passes `after`.
+            let read = if few {
+                Ok(r.read_all_blocking(after, max))
+            } else {
+                tokio::task::spawn_blocking(move || r.read_all_blocking(after, max)).await
+            };
+            let page = match read {
+                Ok(Ok(page)) => page,
+                Ok(Err(e)) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                Err(join) => {
+                    let _ = tx
+                        .send(Err(StoreError::Unavailable(format!(
+                            "subscription reader stopped: {join}"
+                        ))))
+                        .await;
+                    return;
+                }
+            };
+            let short = page.len() < max;
+            for event in page {
+                after = Some(event.position);
+                if tx.send(Ok(event)).await.is_err() {
+                    return; // the subscriber went away
+                }
+            }
+            if short {
+                // Caught up (a read stops at the published head): wait
+                // until the head passes `after`.
                 loop {
                     if *head.borrow_and_update() > after {
                         break;
@@ -68,13 +89,6 @@ pub(crate) fn spawn<R: ReadAll>(
                         }
                         _ = tx.closed() => return,
                     }
-                }
-                continue;
-            }
-            for event in page {
-                after = Some(event.position);
-                if tx.send(Ok(event)).await.is_err() {
-                    return; // the subscriber went away
                 }
             }
         }

@@ -184,3 +184,73 @@ async fn a_log_whose_sled_conf_is_missing_is_refused_clearly() {
     let err = SledStore::open(dir.path()).err().expect("refused");
     assert!(err.to_string().contains("`conf`"), "{err}");
 }
+
+/// A subscription follows concurrent writers: it starts more than a page
+/// behind (read on a blocking thread), then takes the few new events of
+/// each wake on its own thread, waiting after a short read until the head
+/// moves. Every event comes once, in position order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_following_concurrent_writers_misses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+    let backlog = conformance::unique_stream("backlog");
+    let mut expected: std::collections::HashSet<uuid::Uuid> = Default::default();
+    // More than one page (2,048) behind when it starts.
+    for chunk in 0..5 {
+        let batch = (0..500)
+            .map(|i| conformance::event(chunk * 500 + i))
+            .collect::<Vec<_>>();
+        expected.extend(batch.iter().map(|e| e.id));
+        store
+            .append(&backlog, ExpectedRevision::Any, batch)
+            .await
+            .unwrap();
+    }
+    let mut sub = store.subscribe_all(None).await.unwrap();
+    let writers: Vec<_> = (0..4u32)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let s = conformance::unique_stream("live");
+                let mut ids = Vec::new();
+                for i in 0..300u32 {
+                    // Mostly single events, now and then a burst larger
+                    // than an inline read.
+                    let n = if i % 50 == 0 { 40 } else { 1 };
+                    let batch: Vec<_> = (0..n)
+                        .map(|k| conformance::event(w * 100_000 + i * 100 + k))
+                        .collect();
+                    ids.extend(batch.iter().map(|e| e.id));
+                    store
+                        .append(&s, ExpectedRevision::Any, batch)
+                        .await
+                        .unwrap();
+                    if i % 7 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                ids
+            })
+        })
+        .collect();
+    for w in writers {
+        expected.extend(w.await.unwrap());
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut last = None;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while seen.len() < expected.len() {
+        let e = tokio::time::timeout_at(deadline, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("stalled after {} of {} events", seen.len(), expected.len()))
+            .expect("the subscription ended early")
+            .unwrap();
+        assert!(Some(e.position) > last, "positions must strictly increase");
+        last = Some(e.position);
+        assert!(expected.contains(&e.id), "an event nobody wrote");
+        assert!(seen.insert(e.id), "an event delivered twice");
+    }
+    // Nothing more than what was written comes after.
+    let extra = tokio::time::timeout(std::time::Duration::from_millis(300), sub.next()).await;
+    assert!(extra.is_err(), "more events than were written: {extra:?}");
+}
