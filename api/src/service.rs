@@ -111,9 +111,8 @@ impl Aggregate for Call {
             CallCommand::PlaceHold(c) => Some(format!("HoldPlaced/{}", c.hold_id)),
             CallCommand::ReleaseHold(c) => Some(format!("HoldReleased/{}", c.hold_id)),
             CallCommand::PurgeContactHistory(_) => Some("ContactHistoryPurged".into()),
-            CallCommand::Rectify(_)
-            | CallCommand::RestrictProcessing(_)
-            | CallCommand::LiftRestriction(_) => None,
+            CallCommand::Rectify(c) => c.request_id.map(|r| format!("CallRectified/{r}")),
+            CallCommand::RestrictProcessing(_) | CallCommand::LiftRestriction(_) => None,
         }
     }
 }
@@ -524,6 +523,18 @@ impl Registry {
     ) -> Result<Executed, Attempted> {
         let (stream, recorded, events) = self.load_recorded::<A>(id).await?;
         let revision = recorded.last().map(|r| r.revision);
+        let effect_id = A::effect_key(&command)
+            .map(|key| Uuid::new_v5(&ID_NAMESPACE, format!("{stream}/{key}").as_bytes()));
+        // A resend of a command that succeeded is answered as it was, even
+        // when it names the revision the first send expected (the first
+        // send moved the stream past it): checked before that revision.
+        let done_at = effect_id.and_then(|e| recorded.iter().position(|r| r.id == e));
+        if let Some(k) = done_at
+            && let Some(replayed) =
+                self.replayed::<A>(actor, id, command.clone(), &recorded, &events, k)
+        {
+            return Ok(replayed);
+        }
         if let Some(expected) = expected
             && Some(expected) != revision
         {
@@ -532,18 +543,9 @@ impl Registry {
                 revision.map_or("no stream".to_owned(), |r| format!("revision {r}"))
             ))));
         }
-        let effect_id = A::effect_key(&command)
-            .map(|key| Uuid::new_v5(&ID_NAMESPACE, format!("{stream}/{key}").as_bytes()));
         let ctx = Context::new(self.clock.now(), actor.clone());
         let state = events.iter().fold(A::State::default(), A::evolve);
-        if let Some(effect_id) = effect_id
-            && let Some(k) = recorded.iter().position(|r| r.id == effect_id)
-        {
-            if let Some(replayed) =
-                self.replayed::<A>(actor, id, command.clone(), &recorded, &events, k)
-            {
-                return Ok(replayed);
-            }
+        if let Some(k) = done_at {
             // Not the same command: the domain's own refusal says best why
             // (e.g. "call … already ended at …").
             A::decide(&state, id, command, &ctx)?;

@@ -934,3 +934,70 @@ async fn auditors_read_the_history_and_the_state_as_of_an_instant() {
     assert!(kinds.contains(&"SEARCH".to_owned()), "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| *k == "HISTORY_READ").count(), 2);
 }
+
+#[tokio::test]
+async fn a_resent_rectification_with_its_request_id_is_recorded_once() {
+    const RECTIFY: &str =
+        "mutation($i: RectifyCallInput!) { rectifyCall(input: $i) { replayed call { revision } } }";
+    let app = TestApp::new().await;
+    let (call, _) = recorded_call(&app, "anna.agent").await;
+    let input = json!({
+        "callId": call,
+        "agentName": "Anna Agentti",
+        "reason": "DSR-3: name misspelt",
+        "requestId": "0192f6a0-58c1-7000-8000-00000000d5a3",
+    });
+    let first = app.gql_as("kaisa.case", RECTIFY, json!({"i": input})).await;
+    assert_eq!(first["data"]["rectifyCall"]["replayed"], false, "{first}");
+    let revision = first["data"]["rectifyCall"]["call"]["revision"]
+        .as_u64()
+        .unwrap();
+    let head = app.head().await;
+    // The answer was lost: the same correction again, and again naming
+    // the revision the first send would have expected.
+    let mut expecting = input.clone();
+    expecting["expectedRevision"] = json!(revision - 1);
+    for resend in [input.clone(), expecting] {
+        let again = app
+            .gql_as("kaisa.case", RECTIFY, json!({"i": resend}))
+            .await;
+        assert_eq!(again["errors"], Value::Null, "{again}");
+        assert_eq!(again["data"]["rectifyCall"]["replayed"], true, "{again}");
+        assert_eq!(again["data"]["rectifyCall"]["call"]["revision"], revision);
+    }
+    assert_eq!(app.head().await, head, "a resend writes nothing");
+    assert_eq!(rectified(&app.types().await), 1);
+    // The same id for a different correction is refused, not recorded.
+    let mut other = input.clone();
+    other["reason"] = json!("DSR-4");
+    let clash = app.gql_as("kaisa.case", RECTIFY, json!({"i": other})).await;
+    assert_eq!(error_code(&clash), "CONFLICT", "{clash}");
+    let mut malformed = input.clone();
+    malformed["requestId"] = json!("DSR-3");
+    let bad = app
+        .gql_as("kaisa.case", RECTIFY, json!({"i": malformed}))
+        .await;
+    assert_eq!(error_code(&bad), "INVALID_INPUT", "{bad}");
+    assert_eq!(
+        bad["errors"][0]["extensions"]["field"], "requestId",
+        "{bad}"
+    );
+    assert_eq!(app.head().await, head, "refusals write nothing");
+    // Without an id each send is a correction of its own.
+    let mut unnamed = input.clone();
+    unnamed["requestId"] = Value::Null;
+    for _ in 0..2 {
+        let r = app
+            .gql_as("kaisa.case", RECTIFY, json!({"i": unnamed}))
+            .await;
+        assert_eq!(r["data"]["rectifyCall"]["replayed"], false, "{r}");
+    }
+    assert_eq!(rectified(&app.types().await), 3);
+}
+
+fn rectified(types: &[String]) -> usize {
+    types
+        .iter()
+        .filter(|t| t.as_str() == "CallRectified")
+        .count()
+}

@@ -648,6 +648,9 @@ pub struct RectifyCallInput {
     /// Why, e.g. the data subject's request and its reference.
     pub reason: String,
     pub expected_revision: Option<u64>,
+    /// Your id for this correction (a UUID): a resend after a lost answer
+    /// is then answered `replayed: true` instead of recorded twice.
+    pub request_id: Option<ID>,
 }
 
 impl RectifyCallInput {
@@ -703,9 +706,17 @@ impl CaseMutation {
             &input.call_id,
             input.expected_revision,
             || {
+                let request_id = match &input.request_id {
+                    Some(id) => Some(
+                        id.parse::<uuid::Uuid>()
+                            .map_err(|e| AppError::invalid("requestId", e))?,
+                    ),
+                    None => None,
+                };
                 Ok(CallCommand::Rectify(RectifyCall {
                     correction: input.correction()?,
                     reason: input.reason.clone(),
+                    request_id,
                 }))
             },
         )

@@ -57,6 +57,9 @@ pub enum CorrectionInput {
 pub struct RectifyCall {
     pub correction: CorrectionInput,
     pub reason: String,
+    /// The client's id for this correction, so a resend after a lost
+    /// answer is recognised instead of recorded twice.
+    pub request_id: Option<uuid::Uuid>,
 }
 
 /// A command for one call.

@@ -110,6 +110,7 @@ fn times_far_ahead_of_the_register_clock_are_refused() {
         CallCommand::Rectify(RectifyCall {
             correction: CorrectionInput::StartedAt(far),
             reason: "wrong clock".into(),
+            request_id: None,
         })
     )));
     let ended = given([start(), end()]);
@@ -118,6 +119,7 @@ fn times_far_ahead_of_the_register_clock_are_refused() {
         CallCommand::Rectify(RectifyCall {
             correction: CorrectionInput::EndedAt(far),
             reason: "wrong clock".into(),
+            request_id: None,
         })
     )));
     // A few minutes of skew pass.
@@ -339,6 +341,7 @@ fn a_rectification_is_a_new_fact_and_the_original_stays_in_the_history() {
         CallCommand::Rectify(RectifyCall {
             correction: CorrectionInput::Caller(new_number.clone()),
             reason: "typo at intake".into(),
+            request_id: None,
         }),
     )
     .unwrap();
@@ -403,7 +406,8 @@ fn arb_command() -> impl Strategy<Value = CallCommand> {
         })),
         minute.prop_map(|m| CallCommand::Rectify(RectifyCall {
             correction: CorrectionInput::EndedAt(at(8, 0) + Duration::minutes(m)),
-            reason: "clock skew".into()
+            reason: "clock skew".into(),
+            request_id: None,
         })),
         Just(CallCommand::PurgeContactHistory(PurgeContactHistory {
             policy_version: 1,
