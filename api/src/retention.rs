@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use callvault_domain::{
-    CallId, ContactRef, Disposition, Event, RecordingId, StaffId,
+    CallId, ContactRef, Disposition, Event, RecordingId, RetentionPolicy, StaffId,
     call::{CallCommand, PurgeRecording},
     chat::ChatCommand,
     controls::PurgeContactHistory,
@@ -203,6 +203,25 @@ fn describe(d: &Disposition) -> String {
     }
 }
 
+/// When an item of a contact that started and ended at `times` expires,
+/// as [`RetentionPolicy::disposition`] takes it: counted from the end; for
+/// a contact with no end, from `OPEN_AT_MOST_DAYS` after its start once
+/// that expiry has passed — before then it counts as open, and its key is
+/// put off to be looked at again (custody keeps it in the bucket of its
+/// start, so no key moves for calls that do end).
+fn expiry(
+    policy: &RetentionPolicy,
+    expires: fn(&RetentionPolicy, DateTime<Utc>) -> DateTime<Utc>,
+    (started_at, ended_at): (DateTime<Utc>, Option<DateTime<Utc>>),
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let at = expires(
+        policy,
+        RetentionPolicy::retention_starts(started_at, ended_at),
+    );
+    (ended_at.is_some() || at <= now).then_some(at)
+}
+
 /// An item's disposition under the registry's policy at `now`.
 async fn disposition(
     registry: &Registry,
@@ -222,7 +241,12 @@ async fn disposition(
             };
             let purged = state.recordings.get(&r).is_none_or(|x| x.purged.is_some());
             Some(policy.disposition(
-                call.ended_at.map(|t| policy.recording_expires_at(t)),
+                expiry(
+                    &policy,
+                    RetentionPolicy::recording_expires_at,
+                    (call.started_at, call.ended_at),
+                    now,
+                ),
                 &state.controls,
                 purged,
                 now,
@@ -234,7 +258,12 @@ async fn disposition(
                 return Ok(None);
             };
             Some(policy.disposition(
-                call.ended_at.map(|t| policy.contact_expires_at(t)),
+                expiry(
+                    &policy,
+                    RetentionPolicy::contact_expires_at,
+                    (call.started_at, call.ended_at),
+                    now,
+                ),
                 &state.controls,
                 state.controls.history_purged.is_some(),
                 now,
@@ -246,7 +275,12 @@ async fn disposition(
                 return Ok(None);
             };
             Some(policy.disposition(
-                chat.ended_at.map(|t| policy.contact_expires_at(t)),
+                expiry(
+                    &policy,
+                    RetentionPolicy::contact_expires_at,
+                    (chat.started_at, chat.ended_at),
+                    now,
+                ),
                 &state.controls,
                 state.controls.history_purged.is_some(),
                 now,
@@ -465,9 +499,10 @@ async fn purge_bucket(
                     .push(outcome(format!("purged: expired {expired_at}")));
             }
             Some(Disposition::Open) => {
-                // A contact that never ended (its end event lost, say)
-                // keeps its data, but not the bucket: its key moves on to
-                // a later day, when it is looked at again.
+                // A contact whose end has not come keeps its data, but not
+                // the bucket: its key moves on to a later day, when it is
+                // looked at again — and once `OPEN_AT_MOST_DAYS` after its
+                // start it has expired as if it had ended then.
                 let moved = put_off(owner).await?;
                 report.kept.push(outcome(format!(
                     "{}; {moved}",

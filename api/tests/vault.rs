@@ -221,7 +221,7 @@ async fn run_retention(app: &TestApp, now: &str) -> retention::RunReport {
 }
 
 #[tokio::test]
-async fn a_call_that_never_ended_does_not_stop_retention() {
+async fn a_call_that_never_ended_does_not_stop_retention_and_expires_a_week_after_its_start() {
     let app = TestApp::new().await;
     // Its end event never came; it shares its day's bucket with a call
     // that ended, whose recording is due with it.
@@ -286,6 +286,34 @@ async fn a_call_that_never_ended_does_not_stop_retention() {
     assert_eq!(
         seen["data"]["call"]["callerNumber"], "+358401234567",
         "{seen}"
+    );
+    // Its end never comes: counted as ended seven days after its start
+    // (2026-03-10), its data expires, and goes with the run that looks at
+    // its put-off key again.
+    let later = run_retention(&app, "2027-04-10T03:00:00Z").await;
+    assert!(later.failed.is_empty(), "{:?}", later.failed);
+    let purged = later
+        .buckets
+        .iter()
+        .flat_map(|b| &b.purged)
+        .find(|p| p.owner.contains(&open))
+        .unwrap_or_else(|| panic!("the open call's data is purged: {later:?}"));
+    assert!(purged.outcome.contains("expired 2027-03-10"), "{purged:?}");
+    assert!(later.buckets.iter().all(|b| b.kek_destroyed), "{later:?}");
+    let after = app
+        .gql(
+            "query($id: ID!) { call(id: $id, purpose: \"verification\") { callerNumber personalDataShredded } }",
+            json!({"id": open}),
+        )
+        .await;
+    assert_eq!(
+        after["data"]["call"]["callerNumber"],
+        Value::Null,
+        "{after}"
+    );
+    assert_eq!(
+        after["data"]["call"]["personalDataShredded"], true,
+        "{after}"
     );
 }
 

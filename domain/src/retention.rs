@@ -2,7 +2,7 @@
 //! say when a recording or a contact's personal data is due for
 //! destruction and what keeps it.
 
-use chrono::{DateTime, Months, Utc};
+use chrono::{DateTime, Days, Months, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::controls::Controls;
@@ -49,7 +49,33 @@ pub enum Disposition {
     Purged,
 }
 
+/// The longest a contact counts as open for retention: one whose end
+/// never came (the telephony or chat system lost it) is retained as if it
+/// had ended this many days after it started, so it is not kept forever.
+/// An end recorded later counts instead.
+pub const OPEN_AT_MOST_DAYS: u64 = 7;
+
 impl RetentionPolicy {
+    /// When a contact's retention starts: at its end, or while no end is
+    /// recorded, [`OPEN_AT_MOST_DAYS`] after its start.
+    pub fn retention_starts(
+        started_at: DateTime<Utc>,
+        ended_at: Option<DateTime<Utc>>,
+    ) -> DateTime<Utc> {
+        ended_at.unwrap_or_else(|| {
+            started_at
+                .checked_add_days(Days::new(OPEN_AT_MOST_DAYS))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        })
+    }
+
+    /// Whether a contact with no end counts as ended at `now`: once it
+    /// has been open [`OPEN_AT_MOST_DAYS`], its end is taken as lost, and
+    /// retention may purge it when it is due.
+    pub fn open_too_long(started_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        now >= Self::retention_starts(started_at, None)
+    }
+
     fn after(months: u32, ended_at: DateTime<Utc>) -> DateTime<Utc> {
         ended_at
             .checked_add_months(Months::new(months))

@@ -984,3 +984,59 @@ fn a_search_seeing_a_start_time_correction_half_applied_lists_the_call_once() {
         );
     }
 }
+
+#[test]
+fn a_call_whose_end_never_came_is_queued_a_week_after_its_start() {
+    let model = retention::Retention {
+        policy: RetentionPolicy::default(),
+    };
+    let year = |from, to| {
+        (
+            Utc.with_ymd_and_hms(2027, 3, from, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2027, 3, to, 0, 0, 0).unwrap(),
+        )
+    };
+    let mut log = vec![
+        started(5, "040 123 4567", "0295 50 2000", "anna", t(3, 9, 0)),
+        stored(5, 5, t(3, 9, 3)),
+    ];
+    let (_d, view) = fold(&model, &log);
+    let (from, to) = year(1, 31);
+    let queue = retention::queue(&view, from, to, 10).unwrap();
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    assert_eq!(queue[0].recording_id, rec(5).to_string());
+    assert_eq!(
+        queue[0].expires_at,
+        Utc.with_ymd_and_hms(2027, 3, 10, 9, 0, 0).unwrap(),
+        "a year after its start plus a week"
+    );
+    // A corrected start moves it while it is open; its end, once it
+    // comes, counts instead.
+    log.push(
+        CallRectified {
+            call_id: id(5),
+            correction: Correction::StartedAt(t(3, 8, 0)),
+            reason: Personal::new("clock".into()),
+            rectified_at: t(3, 12, 0),
+        }
+        .into(),
+    );
+    let (_d2, view) = fold(&model, &log);
+    let queue = retention::queue(&view, from, to, 10).unwrap();
+    assert_eq!(
+        queue[0].expires_at,
+        Utc.with_ymd_and_hms(2027, 3, 10, 8, 0, 0).unwrap()
+    );
+    log.push(ended(5, t(4, 10, 0)));
+    let (_d3, view) = fold(&model, &log);
+    let queue = retention::queue(&view, from, to, 10).unwrap();
+    assert_eq!(
+        queue.len(),
+        1,
+        "listed once, at its end's expiry: {queue:?}"
+    );
+    assert_eq!(
+        queue[0].expires_at,
+        Utc.with_ymd_and_hms(2027, 3, 4, 10, 0, 0).unwrap()
+    );
+}

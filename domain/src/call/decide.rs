@@ -8,6 +8,7 @@ use crate::{
     event::Event,
     ids::CallId,
     personal::Personal,
+    retention::RetentionPolicy,
 };
 
 /// Longest codec name accepted.
@@ -98,7 +99,8 @@ pub fn decide(
                     purged_at: p.purged_at,
                 });
             }
-            if call.ended_at.is_none() {
+            if call.ended_at.is_none() && !RetentionPolicy::open_too_long(call.started_at, ctx.now)
+            {
                 return Err(DomainError::CallNotEnded { call_id });
             }
             state.controls.ensure_purgeable(contact)?;
@@ -126,7 +128,8 @@ pub fn decide(
         CallCommand::RestrictProcessing(cmd) => state.controls.restrict(contact, cmd, ctx),
         CallCommand::LiftRestriction(cmd) => state.controls.lift_restriction(contact, cmd, ctx),
         CallCommand::PurgeContactHistory(cmd) => {
-            if call.ended_at.is_none() {
+            if call.ended_at.is_none() && !RetentionPolicy::open_too_long(call.started_at, ctx.now)
+            {
                 return Err(DomainError::CallNotEnded { call_id });
             }
             state.controls.purge_history(contact, cmd, ctx)

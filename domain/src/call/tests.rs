@@ -445,3 +445,27 @@ proptest! {
         prop_assert_eq!(fold(history.iter()), state);
     }
 }
+
+#[test]
+fn an_open_call_is_purged_only_once_it_has_been_open_a_week() {
+    // Its end never came. Within a week of its start it may still be
+    // live; after, its end counts as lost and retention may purge it.
+    let state = given([start(), store(samples::recording_id())]);
+    let history = || {
+        CallCommand::PurgeContactHistory(PurgeContactHistory {
+            policy_version: 1,
+            key_bucket: "b".into(),
+        })
+    };
+    let on = |now| Context::new(now, samples::staff("retention"));
+    let id = samples::call_id();
+    let week = Duration::days(crate::retention::OPEN_AT_MOST_DAYS as i64);
+    let almost = at(9, 0) + week - Duration::seconds(1);
+    for cmd in [purge(samples::recording_id()), history()] {
+        assert!(matches!(
+            decide(&state, id, cmd.clone(), &on(almost)),
+            Err(DomainError::CallNotEnded { .. })
+        ));
+        assert!(decide(&state, id, cmd, &on(at(9, 0) + week)).is_ok());
+    }
+}

@@ -9,6 +9,7 @@ use crate::{
     event::Event,
     ids::ChatId,
     personal::Personal,
+    retention::{OPEN_AT_MOST_DAYS, RetentionPolicy},
 };
 
 /// Longest chat message accepted, in characters.
@@ -167,10 +168,13 @@ pub fn decide(
         ChatCommand::RestrictProcessing(cmd) => state.controls.restrict(contact, cmd, ctx),
         ChatCommand::LiftRestriction(cmd) => state.controls.lift_restriction(contact, cmd, ctx),
         ChatCommand::PurgeContactHistory(cmd) => {
-            if chat.ended_at.is_none() {
+            if chat.ended_at.is_none() && !RetentionPolicy::open_too_long(chat.started_at, ctx.now)
+            {
                 return Err(DomainError::InvalidField {
                     field: "chat",
-                    reason: "an open chat can't be purged".into(),
+                    reason: format!(
+                        "an open chat can't be purged before it has been open {OPEN_AT_MOST_DAYS} days"
+                    ),
                 });
             }
             state.controls.purge_history(contact, cmd, ctx)

@@ -16,7 +16,9 @@ pub const NAME: &str = "retention";
 /// v1: first version.
 /// v2: recordings live in their call's row (about 1.8 sled keys per call
 /// instead of 2.6).
-pub const VERSION: u32 = 2;
+/// v3: a call that has not ended is listed at the expiry of a call that
+/// ended `OPEN_AT_MOST_DAYS` after its start.
+pub const VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveHold {
@@ -27,9 +29,14 @@ pub struct ActiveHold {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct CallKeep {
-    /// When its recordings expire under the model's policy: set when the
-    /// call ends (or its end is corrected).
+    /// When its recordings expire under the model's policy: counted from
+    /// the call's end, or while none is recorded from its start plus
+    /// `OPEN_AT_MOST_DAYS` (a call whose end never came is not kept
+    /// forever).
     expires_at: Option<DateTime<Utc>>,
+    /// Its start, while it has no end.
+    #[serde(default)]
+    open_since: Option<DateTime<Utc>>,
     holds: Vec<ActiveHold>,
     restricted: bool,
     recordings: Vec<RecordingKeep>,
@@ -60,6 +67,13 @@ impl QueueItem {
 
 pub struct Retention {
     pub policy: RetentionPolicy,
+}
+
+impl Retention {
+    fn expires(&self, started_at: DateTime<Utc>, ended_at: Option<DateTime<Utc>>) -> DateTime<Utc> {
+        self.policy
+            .recording_expires_at(RetentionPolicy::retention_starts(started_at, ended_at))
+    }
 }
 
 fn call_key(id: &str) -> Vec<u8> {
@@ -113,7 +127,12 @@ impl Projection for Retention {
     fn apply(&self, tx: &mut Tx<'_>, env: &Envelope) -> Result<(), ProjectionError> {
         let call = match &env.event {
             Event::CallStarted(e) => {
-                return tx.insert_row(call_key(&e.call_id.to_string()), CallKeep::default());
+                let keep = CallKeep {
+                    expires_at: Some(self.expires(e.started_at, None)),
+                    open_since: Some(e.started_at),
+                    ..CallKeep::default()
+                };
+                return tx.insert_row(call_key(&e.call_id.to_string()), keep);
             }
             Event::CallEnded(e) => e.call_id.to_string(),
             Event::RecordingStored(e) => e.call_id.to_string(),
@@ -142,13 +161,20 @@ impl Projection for Retention {
         };
         match &env.event {
             Event::CallEnded(e) => {
-                keep.expires_at = Some(self.policy.recording_expires_at(e.ended_at));
+                keep.open_since = None;
+                keep.expires_at = Some(self.expires(e.ended_at, Some(e.ended_at)));
             }
-            Event::CallRectified(e) => {
-                if let callvault_domain::call::Correction::EndedAt(t) = e.correction {
-                    keep.expires_at = Some(self.policy.recording_expires_at(t));
+            Event::CallRectified(e) => match e.correction {
+                callvault_domain::call::Correction::EndedAt(t) => {
+                    keep.open_since = None;
+                    keep.expires_at = Some(self.expires(t, Some(t)));
                 }
-            }
+                callvault_domain::call::Correction::StartedAt(t) if keep.open_since.is_some() => {
+                    keep.open_since = Some(t);
+                    keep.expires_at = Some(self.expires(t, None));
+                }
+                _ => {}
+            },
             Event::RecordingStored(e) => {
                 let id = e.recording_id.to_string();
                 if !keep.recordings.iter().any(|r| r.id == id) {
