@@ -135,8 +135,11 @@ impl EventStore for MemoryStore {
             state.streams.entry(stream.clone()).or_default().push(i);
             state.events.push(event);
         }
-        drop(guard);
+        // Published under the lock: two appends publish their heads in
+        // the order they wrote, so the head never moves back (a
+        // subscription waits for it to pass what it has read).
         self.inner.head.send_replace(Some(result.position));
+        drop(guard);
         Ok(result)
     }
 
@@ -164,10 +167,10 @@ impl EventStore for MemoryStore {
                 state.events.push(event);
             }
         }
-        drop(guard);
         if let Some(p) = last {
             self.inner.head.send_replace(Some(p));
         }
+        drop(guard);
         Ok(())
     }
 

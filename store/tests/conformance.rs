@@ -192,7 +192,11 @@ async fn a_log_whose_sled_conf_is_missing_is_refused_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_following_concurrent_writers_misses_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+    follows_concurrent_writers(std::sync::Arc::new(SledStore::open(dir.path()).unwrap())).await;
+    follows_concurrent_writers(std::sync::Arc::new(MemoryStore::new())).await;
+}
+
+async fn follows_concurrent_writers(store: std::sync::Arc<dyn EventStore>) {
     let backlog = conformance::unique_stream("backlog");
     let mut expected: std::collections::HashSet<uuid::Uuid> = Default::default();
     // More than one page (2,048) behind when it starts.
