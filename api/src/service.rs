@@ -206,6 +206,10 @@ const RACE_RETRIES: u32 = 8;
 enum Attempted {
     /// Another writer appended between our read and our append.
     Raced,
+    /// Another send of the same effect stored its events between our read
+    /// and our append (the store took ours for its duplicate): decide
+    /// again, as a resend of it.
+    Preceded,
     Failed(AppError),
 }
 
@@ -502,7 +506,8 @@ impl Registry {
                 Err(Attempted::Raced) if expected.is_none() && attempt < RACE_RETRIES => {
                     tokio::task::yield_now().await;
                 }
-                Err(Attempted::Raced) => {
+                Err(Attempted::Preceded) if attempt < RACE_RETRIES => {}
+                Err(Attempted::Raced | Attempted::Preceded) => {
                     return Err(AppError::Conflict(format!(
                         "`{}` kept changing while this command was decided; try again",
                         A::stream(id)
@@ -528,8 +533,12 @@ impl Registry {
         // A resend of a command that succeeded is answered as it was, even
         // when it names the revision the first send expected (the first
         // send moved the stream past it): checked before that revision.
+        // A client that names a revision at or past the effect has seen it:
+        // sending it again is a new command (say, a hold id used again
+        // after its release), not a resend.
         let done_at = effect_id.and_then(|e| recorded.iter().position(|r| r.id == e));
         if let Some(k) = done_at
+            && expected.is_none_or(|e| e < recorded[k].revision)
             && let Some(replayed) =
                 self.replayed::<A>(actor, id, command.clone(), &recorded, &events, k)
         {
@@ -576,10 +585,14 @@ impl Registry {
             Some(r) => ExpectedRevision::Exact(r),
             None => ExpectedRevision::NoStream,
         };
+        let first = revision.map_or(Revision(0), |r| Revision(r.0 + 1));
         let result = match self.store.append(&stream, expected, to_store).await {
             Err(callvault_store::StoreError::Conflict { .. }) => return Err(Attempted::Raced),
             other => other.map_err(AppError::from)?,
         };
+        if effect_id.is_some() && !self.stored_is(&stream, first, &new_events[0]).await? {
+            return Err(Attempted::Preceded);
+        }
         self.wrote(result.position);
         Ok(Executed {
             events: new_events,
@@ -587,6 +600,30 @@ impl Registry {
             position: result.position,
             replayed: false,
         })
+    }
+
+    /// Whether the event stored at `revision` of `stream` is `event`: an
+    /// append whose effect id another send stored first is answered by
+    /// the store as that one's duplicate, and only its content tells.
+    async fn stored_is(
+        &self,
+        stream: &StreamName,
+        revision: Revision,
+        event: &Event,
+    ) -> Result<bool, AppError> {
+        let stored = self
+            .store
+            .read_stream(
+                stream,
+                StreamFrom::Revision(revision),
+                Direction::Forwards,
+                1,
+            )
+            .await?;
+        match stored.first() {
+            Some(r) => Ok(self.journal.decode(r)? == *event),
+            None => Ok(false),
+        }
     }
 
     /// Makes the data key of every contact these events open.

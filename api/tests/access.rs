@@ -1001,3 +1001,46 @@ fn rectified(types: &[String]) -> usize {
         .filter(|t| t.as_str() == "CallRectified")
         .count()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sends_of_one_request_id_at_once_never_both_succeed_with_different_corrections() {
+    const RECTIFY: &str =
+        "mutation($i: RectifyCallInput!) { rectifyCall(input: $i) { replayed call { revision } } }";
+    let dir = tempfile::tempdir().unwrap();
+    // The sled log's writer thread lets both sends read the call before
+    // either has appended.
+    let app = TestApp::with_store(std::sync::Arc::new(
+        callvault_store::sled_store::SledStore::open(dir.path().join("events")).unwrap(),
+    ))
+    .await;
+    let (call, _) = recorded_call(&app, "anna.agent").await;
+    for round in 0..20 {
+        let request = format!("0192f6a0-58c1-7000-8000-{round:012}");
+        let send = |reason: &str| {
+            app.gql_as(
+                "kaisa.case",
+                RECTIFY,
+                json!({"i": {"callId": call, "agentName": format!("Agent {round}"), "reason": reason, "requestId": request}}),
+            )
+        };
+        let before = rectified(&app.types().await);
+        let (a, b) = tokio::join!(send("DSR-A"), send("DSR-B"));
+        let ok = [&a, &b].iter().filter(|r| r["errors"].is_null()).count();
+        assert_eq!(
+            ok, 1,
+            "exactly one correction is told it was done:\n{a}\n{b}"
+        );
+        for r in [&a, &b] {
+            if r["errors"].is_null() {
+                assert_eq!(r["data"]["rectifyCall"]["replayed"], false, "{r}");
+            } else {
+                assert_eq!(error_code(r), "CONFLICT", "{r}");
+            }
+        }
+        assert_eq!(
+            rectified(&app.types().await),
+            before + 1,
+            "one correction recorded"
+        );
+    }
+}

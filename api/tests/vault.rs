@@ -644,3 +644,38 @@ async fn a_recording_id_stays_its_calls_after_a_purge_and_its_own_retry_may_go_o
         StatusCode::CONFLICT
     );
 }
+
+#[tokio::test]
+async fn a_hold_id_used_again_after_its_release_by_a_client_that_saw_it_is_refused() {
+    const HOLD_AT: &str = "mutation($input: PlaceHoldInput!) { placeHold(input: $input) { replayed call { revision holds { id releasedAt } } } }";
+    let app = TestApp::new().await;
+    let (call, _, _) = uploaded(&app, 1000).await;
+    let hold_id = "0192f6a0-58c1-7000-8000-0000000000aa";
+    let input = json!({"callId": call, "holdId": hold_id, "caseReference": "KELA/7/2026", "reason": "complaint", "reviewBy": "2027-06-01"});
+    let placed = app.gql(HOLD_AT, json!({"input": input})).await;
+    assert_eq!(placed["data"]["placeHold"]["replayed"], false, "{placed}");
+    let released = app
+        .gql(
+            RELEASE,
+            json!({"input": {"callId": call, "holdId": hold_id, "reason": "settled"}}),
+        )
+        .await;
+    assert_eq!(released["errors"], Value::Null, "{released}");
+    // (Reading the call is itself logged: the head is taken after.)
+    let revision = app
+        .gql(
+            "query($id: ID!) { call(id: $id, purpose: \"verification\") { revision } }",
+            json!({"id": call}),
+        )
+        .await["data"]["call"]["revision"]
+        .clone();
+    let head = app.head().await;
+    // Naming the revision after the release, the client has seen the
+    // hold come and go: this is a new hold, not a resend of the first,
+    // and its id is taken.
+    let mut again = input.clone();
+    again["expectedRevision"] = revision;
+    let reused = app.gql(HOLD_AT, json!({"input": again})).await;
+    assert_eq!(error_code(&reused), "CONFLICT", "{reused}");
+    assert_eq!(app.head().await, head, "a refusal writes nothing");
+}

@@ -71,7 +71,10 @@ impl RetentionPolicy {
 
     /// Whether a contact with no end counts as ended at `now`: once it
     /// has been open [`OPEN_AT_MOST_DAYS`], its end is taken as lost, and
-    /// retention may purge it when it is due.
+    /// retention may purge it when it is due. The purge commands check
+    /// only this; whether an item is due is [`RetentionPolicy::disposition`],
+    /// which the retention run consults before it sends them (nothing
+    /// else does).
     pub fn open_too_long(started_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         now >= Self::retention_starts(started_at, None)
     }
