@@ -211,7 +211,7 @@ fn describe(d: &Disposition) -> String {
 /// start, so no key moves for calls that do end).
 fn expiry(
     policy: &RetentionPolicy,
-    expires: fn(&RetentionPolicy, DateTime<Utc>) -> DateTime<Utc>,
+    expires: Expires,
     (started_at, ended_at): (DateTime<Utc>, Option<DateTime<Utc>>),
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
@@ -220,6 +220,47 @@ fn expiry(
         RetentionPolicy::retention_starts(started_at, ended_at),
     );
     (ended_at.is_some() || at <= now).then_some(at)
+}
+
+/// How an item's expiry follows from its contact's end.
+type Expires = fn(&RetentionPolicy, DateTime<Utc>) -> DateTime<Utc>;
+
+/// When an item of a contact with no end expires, counting its end as
+/// lost `OPEN_AT_MOST_DAYS` after its start.
+async fn open_expiry(
+    registry: &Registry,
+    owner: KeyOwner,
+    catalog: &Catalog,
+) -> Result<Option<DateTime<Utc>>, AppError> {
+    let policy = *registry.policy();
+    let (started_at, expires): (_, Expires) = match owner {
+        KeyOwner::Recording(r) => {
+            let Some(call_id) = catalog.recordings.get(&r) else {
+                return Ok(None);
+            };
+            let state = registry.load::<Call>(call_id).await?.state;
+            let Some(call) = state.call else {
+                return Ok(None);
+            };
+            (call.started_at, RetentionPolicy::recording_expires_at)
+        }
+        KeyOwner::Contact(ContactRef::Call(c)) => {
+            let Some(call) = registry.load::<Call>(&c).await?.state.call else {
+                return Ok(None);
+            };
+            (call.started_at, RetentionPolicy::contact_expires_at)
+        }
+        KeyOwner::Contact(ContactRef::Chat(c)) => {
+            let Some(chat) = registry.load::<Chat>(&c).await?.state.chat else {
+                return Ok(None);
+            };
+            (chat.started_at, RetentionPolicy::contact_expires_at)
+        }
+    };
+    Ok(Some(expires(
+        &policy,
+        RetentionPolicy::retention_starts(started_at, None),
+    )))
 }
 
 /// An item's disposition under the registry's policy at `now`.
@@ -453,15 +494,13 @@ async fn purge_bucket(
     };
     let mut purged_recordings = Vec::new();
     let later = Bucket::Expiry(now.date_naive() + chrono::Days::new(OPEN_CONTACT_RECHECK_DAYS));
-    let put_off = |owner: KeyOwner| async move {
+    let put_off = |owner: KeyOwner, to: Bucket| async move {
         if !dry_run {
-            registry
-                .with_vault(move |v| v.move_to(owner, later))
-                .await?;
+            registry.with_vault(move |v| v.move_to(owner, to)).await?;
         }
         Ok::<_, AppError>(format!(
             "key moved to bucket {}, looked at again then",
-            later.name()
+            to.name()
         ))
     };
     for owner in owners {
@@ -474,7 +513,7 @@ async fn purge_bucket(
         if let KeyOwner::Recording(r) = owner
             && crate::audio::is_uploading(r)
         {
-            let moved = put_off(owner).await?;
+            let moved = put_off(owner, later).await?;
             report
                 .kept
                 .push(outcome(format!("kept: its upload is in progress; {moved}")));
@@ -500,10 +539,15 @@ async fn purge_bucket(
             }
             Some(Disposition::Open) => {
                 // A contact whose end has not come keeps its data, but not
-                // the bucket: its key moves on to a later day, when it is
-                // looked at again — and once `OPEN_AT_MOST_DAYS` after its
-                // start it has expired as if it had ended then.
-                let moved = put_off(owner).await?;
+                // the bucket: its key moves on to the day it expires as if
+                // it had ended `OPEN_AT_MOST_DAYS` after its start (where
+                // a later run, and `retention plan`, find it due).
+                let to = open_expiry(registry, owner, catalog)
+                    .await?
+                    .map(crate::custody::expiry_bucket)
+                    .filter(|b| *b > bucket)
+                    .unwrap_or(later);
+                let moved = put_off(owner, to).await?;
                 report.kept.push(outcome(format!(
                     "{}; {moved}",
                     describe(&Disposition::Open)

@@ -288,9 +288,21 @@ async fn a_call_that_never_ended_does_not_stop_retention_and_expires_a_week_afte
         "{seen}"
     );
     // Its end never comes: counted as ended seven days after its start
-    // (2026-03-10), its data expires, and goes with the run that looks at
-    // its put-off key again.
-    let later = run_retention(&app, "2027-04-10T03:00:00Z").await;
+    // (2026-03-10), its data expires on 2027-03-10, where its key was put
+    // off to: the plan shows it, and that day's run purges it.
+    let plan = retention::plan(&app.registry, "2027-03-06T00:00:00Z".parse().unwrap(), 30)
+        .await
+        .unwrap();
+    let due = plan
+        .buckets
+        .iter()
+        .find(|b| b.due_on == "2027-03-11")
+        .unwrap_or_else(|| panic!("{plan:?}"));
+    assert!(
+        due.destroyed.iter().any(|i| i.owner.contains(&open)),
+        "{due:?}"
+    );
+    let later = run_retention(&app, "2027-03-11T03:00:00Z").await;
     assert!(later.failed.is_empty(), "{:?}", later.failed);
     let purged = later
         .buckets
