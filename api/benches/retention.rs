@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
                 CallCommand::Start(StartCall {
                     call_id: call,
                     direction: Direction::Inbound,
-                    caller: PhoneNumber::parse(&format!("040 {:07}", i))?,
+                    caller: Some(PhoneNumber::parse(&format!("040 {:07}", i))?),
                     service_number: PhoneNumber::parse("0295 50 2000")?,
                     agent: StaffId::parse("anna.agent")?,
                     agent_name: "Anna".into(),

@@ -185,7 +185,11 @@ async fn seed_call(registry: &Registry, plan: &DemoPlan, i: u64) -> anyhow::Resu
             CallCommand::Start(StartCall {
                 call_id,
                 direction,
-                caller: caller(plan.seed, r.below(u64::MAX), (plan.calls / 3).max(1)),
+                caller: Some(caller(
+                    plan.seed,
+                    r.below(u64::MAX),
+                    (plan.calls / 3).max(1),
+                )),
                 service_number: service,
                 agent: agent_id.clone(),
                 agent_name: format!("Agent {}", agent_id.as_str().trim_start_matches("agent")),

@@ -233,3 +233,36 @@ async fn a_request_over_its_time_limit_is_answered_in_graphqls_shape() {
             .contains("ran longer")
     );
 }
+
+#[tokio::test]
+async fn a_call_from_a_withheld_number_is_recorded_and_its_number_can_be_added_later() {
+    let app = TestApp::new().await;
+    // The exchange got no number (CLIR): the call is still recorded.
+    let started = app.start_call(json!({"callerNumber": null})).await;
+    assert_eq!(started["errors"], Value::Null, "{started}");
+    let call = &started["data"]["startCall"]["call"];
+    assert_eq!(call["callerNumber"], Value::Null, "{started}");
+    let id = call["id"].as_str().unwrap().to_owned();
+    let read = app.gql(GET, json!({"id": id})).await;
+    assert_eq!(read["errors"], Value::Null, "{read}");
+    assert_eq!(read["data"]["call"]["callerNumber"], Value::Null);
+    assert_eq!(read["data"]["call"]["agentName"], "Anna Agent");
+    assert_eq!(read["data"]["call"]["personalDataShredded"], false);
+    // A number that is there must still be a number.
+    let bad = app.start_call(json!({"callerNumber": "salainen"})).await;
+    assert_eq!(error_code(&bad), "INVALID_INPUT", "{bad}");
+    // The caller later tells it: a rectification records it.
+    let fixed = app
+        .gql_as(
+            "kaisa.case",
+            "mutation($i: RectifyCallInput!) { rectifyCall(input: $i) { call { revision } } }",
+            json!({"i": {"callId": id, "callerNumber": "040 765 4321", "reason": "the caller gave it"}}),
+        )
+        .await;
+    assert_eq!(fixed["errors"], Value::Null, "{fixed}");
+    let read = app.gql(GET, json!({"id": id})).await;
+    assert_eq!(
+        read["data"]["call"]["callerNumber"], "+358407654321",
+        "{read}"
+    );
+}

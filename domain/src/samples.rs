@@ -60,7 +60,7 @@ pub fn one_of_each() -> Vec<Event> {
         CallStarted {
             call_id: call_id(),
             direction: Direction::Inbound,
-            caller: Personal::new(caller()),
+            caller: Some(Personal::new(caller())),
             service_number: service_number(),
             agent: staff("anna.agent"),
             agent_name: text("Anna Agent"),

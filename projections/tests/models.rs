@@ -44,7 +44,7 @@ fn started(n: u128, caller: &str, service: &str, agent: &str, at: DateTime<Utc>)
         } else {
             Direction::Inbound
         },
-        caller: Personal::new(phone(caller)),
+        caller: Some(Personal::new(phone(caller))),
         service_number: phone(service),
         agent: staff(agent),
         agent_name: Personal::new(agent.to_uppercase()),
@@ -1039,4 +1039,38 @@ fn a_call_whose_end_never_came_is_queued_a_week_after_its_start() {
         queue[0].expires_at,
         Utc.with_ymd_and_hms(2027, 3, 4, 10, 0, 0).unwrap()
     );
+}
+
+#[test]
+fn a_call_from_a_withheld_number_is_listed_without_one_and_under_no_subject() {
+    let mut withheld = started(9, "040 123 4567", "0295 50 2000", "anna", t(8, 9, 0));
+    if let Event::CallStarted(e) = &mut withheld {
+        e.caller = None;
+    }
+    let log = vec![withheld, ended(9, t(8, 9, 5))];
+    let (_d, view) = fold(&calls::Calls, &log);
+    let row = calls::get(&view, id(9)).unwrap().unwrap();
+    assert_eq!(row.caller, None);
+    assert!(!row.personal_data_shredded, "withheld is not shredded");
+    let by_agent = calls::CallFilter {
+        agent: Some(staff("anna")),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&calls::search(&view, &by_agent, None, 10).unwrap()),
+        vec![id(9).to_string()]
+    );
+    let by_number = calls::CallFilter {
+        caller: Some(phone("040 123 4567")),
+        ..Default::default()
+    };
+    assert!(
+        calls::search(&view, &by_number, None, 10)
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let (_d2, subjects_view) = fold(&subjects::Subjects, &log);
+    let (found, _) = subjects::lookup(&subjects_view, &[phone("040 123 4567")], 10).unwrap();
+    assert!(found.is_empty(), "{found:?}");
 }

@@ -56,7 +56,9 @@ impl Fixture {
             CallStarted {
                 call_id: id,
                 direction: Direction::Inbound,
-                caller: Personal::new(PhoneNumber::parse(&format!("040 {:07}", n)).unwrap()),
+                caller: Some(Personal::new(
+                    PhoneNumber::parse(&format!("040 {:07}", n)).unwrap(),
+                )),
                 service_number: PhoneNumber::parse("0295 50 2000").unwrap(),
                 agent: StaffId::parse("anna").unwrap(),
                 agent_name: Personal::new("Anna".into()),

@@ -124,7 +124,11 @@ impl CallView {
             } else {
                 CallStatus::InProgress
             },
-            caller_number: call.caller.clear().map(|p| p.to_string()),
+            caller_number: call
+                .caller
+                .as_ref()
+                .and_then(callvault_domain::personal::Personal::clear)
+                .map(|p| p.to_string()),
             service_number: call.service_number.to_string(),
             agent_id: call.agent.to_string(),
             agent_name: call.agent_name.clear().cloned(),
@@ -240,7 +244,9 @@ pub struct StartCallInput {
     pub source_call_id: Option<String>,
     pub direction: Direction,
     /// The customer's number, as typed: `040 123 4567`, `+358 40 123 4567`…
-    pub caller_number: String,
+    /// Leave out (or null) when the caller withheld it: the call is still
+    /// recorded, and reads with `callerNumber: null`.
+    pub caller_number: Option<String>,
     /// The service number called (inbound) or called from (outbound).
     pub service_number: String,
     pub agent_id: String,
@@ -465,7 +471,11 @@ async fn start_call(
     let command = CallCommand::Start(StartCall {
         call_id,
         direction: input.direction.into(),
-        caller: parse_phone("callerNumber", &input.caller_number)?,
+        caller: input
+            .caller_number
+            .as_deref()
+            .map(|n| parse_phone("callerNumber", n))
+            .transpose()?,
         service_number: parse_phone("serviceNumber", &input.service_number)?,
         agent: parse_staff("agentId", &input.agent_id)?,
         agent_name: input.agent_name.clone(),

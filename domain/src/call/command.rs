@@ -14,7 +14,9 @@ use crate::{
 pub struct StartCall {
     pub call_id: CallId,
     pub direction: Direction,
-    pub caller: PhoneNumber,
+    /// `None` when the caller withheld the number (CLIR, "salainen
+    /// numero"): the call is still recorded.
+    pub caller: Option<PhoneNumber>,
     pub service_number: PhoneNumber,
     pub agent: StaffId,
     pub agent_name: String,

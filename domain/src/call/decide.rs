@@ -196,7 +196,7 @@ fn start(state: &CallState, call_id: CallId, cmd: StartCall) -> Result<Vec<Event
         CallStarted {
             call_id,
             direction: cmd.direction,
-            caller: Personal::new(cmd.caller),
+            caller: cmd.caller.map(Personal::new),
             service_number: cmd.service_number,
             agent: cmd.agent,
             agent_name: Personal::new(agent_name),
@@ -256,7 +256,7 @@ pub fn evolve(mut state: CallState, event: &Event) -> CallState {
             if let Some(call) = &mut state.call {
                 call.rectifications += 1;
                 match &e.correction {
-                    Correction::Caller(p) => call.caller = p.clone(),
+                    Correction::Caller(p) => call.caller = Some(p.clone()),
                     Correction::ServiceNumber(p) => call.service_number = p.clone(),
                     Correction::AgentName(n) => call.agent_name = n.clone(),
                     Correction::StartedAt(t) => call.started_at = *t,
@@ -268,7 +268,7 @@ pub fn evolve(mut state: CallState, event: &Event) -> CallState {
             state.controls.evolve(event);
             if let (Some(call), crate::contact::ContactRef::Call(_)) = (&mut state.call, e.contact)
             {
-                call.caller = Personal::Shredded;
+                call.caller = call.caller.take().map(|_| Personal::Shredded);
                 call.agent_name = Personal::Shredded;
                 call.agent_number = call.agent_number.take().map(|_| Personal::Shredded);
             }

@@ -27,8 +27,11 @@ pub enum Direction {
 pub struct CallStarted {
     pub call_id: CallId,
     pub direction: Direction,
-    /// The customer's number: who called in, or who the agent called.
-    pub caller: Personal<PhoneNumber>,
+    /// The customer's number: who called in, or who the agent called;
+    /// `None` when the caller withheld it (absent in events written before
+    /// withheld numbers were recorded, which always carry one).
+    #[serde(default)]
+    pub caller: Option<Personal<PhoneNumber>>,
     /// The service number called (inbound) or called from (outbound).
     pub service_number: PhoneNumber,
     /// The answering (or calling) agent.

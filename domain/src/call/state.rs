@@ -16,7 +16,8 @@ use crate::{
 pub struct CallFacts {
     pub call_id: CallId,
     pub direction: Direction,
-    pub caller: Personal<PhoneNumber>,
+    /// `None`: withheld by the caller.
+    pub caller: Option<Personal<PhoneNumber>>,
     pub service_number: PhoneNumber,
     pub agent: StaffId,
     pub agent_name: Personal<String>,

@@ -1,6 +1,7 @@
 //! Given/when/then tests of the Call aggregate's rules, and a property test
 //! that any sequence of accepted commands folds into a valid state.
 
+use crate::Personal;
 use chrono::{Duration, NaiveDate};
 use proptest::prelude::*;
 
@@ -25,7 +26,7 @@ fn start() -> CallCommand {
     CallCommand::Start(StartCall {
         call_id: samples::call_id(),
         direction: Direction::Inbound,
-        caller: samples::caller(),
+        caller: Some(samples::caller()),
         service_number: samples::service_number(),
         agent: samples::staff("anna.agent"),
         agent_name: "Anna Agent".into(),
@@ -81,13 +82,15 @@ fn restrict() -> CallCommand {
 
 /// Runs commands in order, each of which must be accepted; returns the state.
 fn given(commands: impl IntoIterator<Item = CallCommand>) -> CallState {
-    commands
-        .into_iter()
-        .fold(CallState::default(), |state, cmd| {
-            let events = decide(&state, samples::call_id(), cmd.clone(), &ctx())
-                .unwrap_or_else(|e| panic!("given {cmd:?} was refused: {e}"));
-            events.iter().fold(state, evolve)
-        })
+    given_from(CallState::default(), commands)
+}
+
+fn given_from(state: CallState, commands: impl IntoIterator<Item = CallCommand>) -> CallState {
+    commands.into_iter().fold(state, |state, cmd| {
+        let events = decide(&state, samples::call_id(), cmd.clone(), &ctx())
+            .unwrap_or_else(|e| panic!("given {cmd:?} was refused: {e}"));
+        events.iter().fold(state, evolve)
+    })
 }
 
 fn when(state: &CallState, cmd: CallCommand) -> Result<Vec<Event>, DomainError> {
@@ -347,13 +350,25 @@ fn a_rectification_is_a_new_fact_and_the_original_stays_in_the_history() {
     .unwrap();
     let after = events.iter().fold(state.clone(), evolve);
     assert_eq!(
-        after.call.as_ref().unwrap().caller.clear(),
+        after
+            .call
+            .as_ref()
+            .unwrap()
+            .caller
+            .as_ref()
+            .and_then(Personal::clear),
         Some(&new_number)
     );
     assert_eq!(after.call.as_ref().unwrap().rectifications, 1);
     // The original is still what the CallStarted event said.
     assert_eq!(
-        state.call.as_ref().unwrap().caller.clear(),
+        state
+            .call
+            .as_ref()
+            .unwrap()
+            .caller
+            .as_ref()
+            .and_then(Personal::clear),
         Some(&samples::caller())
     );
 }
@@ -368,7 +383,15 @@ fn purging_contact_history_shreds_the_callers_number_in_the_state() {
             key_bucket: "b".into(),
         }),
     ]);
-    assert!(state.call.as_ref().unwrap().caller.is_shredded());
+    assert!(
+        state
+            .call
+            .as_ref()
+            .unwrap()
+            .caller
+            .as_ref()
+            .is_some_and(Personal::is_shredded)
+    );
     assert!(matches!(
         when(&state, restrict()),
         Err(DomainError::ContactHistoryPurged { .. })
@@ -385,7 +408,7 @@ fn arb_command() -> impl Strategy<Value = CallCommand> {
         minute.clone().prop_map(|m| CallCommand::Start(StartCall {
             call_id: samples::call_id(),
             direction: Direction::Outbound,
-            caller: samples::caller(),
+            caller: Some(samples::caller()),
             service_number: samples::service_number(),
             agent: samples::staff("anna.agent"),
             agent_name: "Anna".into(),
@@ -468,4 +491,51 @@ fn an_open_call_is_purged_only_once_it_has_been_open_a_week() {
         ));
         assert!(decide(&state, id, cmd, &on(at(9, 0) + week)).is_ok());
     }
+}
+
+#[test]
+fn a_withheld_number_stays_absent_through_a_purge_and_can_be_rectified_in() {
+    let CallCommand::Start(mut withheld) = start() else {
+        unreachable!()
+    };
+    withheld.caller = None;
+    let events = when(&CallState::default(), CallCommand::Start(withheld)).unwrap();
+    let Event::CallStarted(e) = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(e.caller, None);
+    let state = events.iter().fold(CallState::default(), evolve);
+    let purged = given_from(
+        state.clone(),
+        [
+            end(),
+            CallCommand::PurgeContactHistory(PurgeContactHistory {
+                policy_version: 1,
+                key_bucket: "b".into(),
+            }),
+        ],
+    );
+    let call = purged.call.as_ref().unwrap();
+    assert_eq!(call.caller, None, "nothing to shred, nothing made up");
+    assert!(call.agent_name.is_shredded());
+    let number = crate::phone::PhoneNumber::parse("050 765 4321").unwrap();
+    let fixed = when(
+        &state,
+        CallCommand::Rectify(RectifyCall {
+            correction: CorrectionInput::Caller(number.clone()),
+            reason: "the caller gave it".into(),
+            request_id: None,
+        }),
+    )
+    .unwrap();
+    let after = fixed.iter().fold(state, evolve);
+    assert_eq!(
+        after
+            .call
+            .unwrap()
+            .caller
+            .as_ref()
+            .and_then(Personal::clear),
+        Some(&number)
+    );
 }

@@ -143,7 +143,11 @@ impl Projection for Calls {
                     id: e.call_id.to_string(),
                     revision: env.revision,
                     direction: e.direction,
-                    caller: e.caller.clear().map(|p| p.to_string()),
+                    caller: e
+                        .caller
+                        .as_ref()
+                        .and_then(callvault_domain::personal::Personal::clear)
+                        .map(|p| p.to_string()),
                     service_number: e.service_number.to_string(),
                     agent: e.agent.to_string(),
                     agent_name: e.agent_name.clear().cloned(),
@@ -156,7 +160,10 @@ impl Projection for Calls {
                     recordings: Vec::new(),
                     holds: Vec::new(),
                     restricted: false,
-                    personal_data_shredded: e.caller.is_shredded(),
+                    personal_data_shredded: e.agent_name.is_shredded()
+                        || e.caller
+                            .as_ref()
+                            .is_some_and(callvault_domain::personal::Personal::is_shredded),
                     rectifications: 0,
                 };
                 let k = row_key(&row.id);
