@@ -93,6 +93,14 @@ fn given_from(state: CallState, commands: impl IntoIterator<Item = CallCommand>)
     })
 }
 
+fn caller_corrected(number: &crate::phone::PhoneNumber, reason: &str) -> CallCommand {
+    CallCommand::Rectify(RectifyCall {
+        correction: CorrectionInput::Caller(number.clone()),
+        reason: reason.into(),
+        request_id: None,
+    })
+}
+
 fn when(state: &CallState, cmd: CallCommand) -> Result<Vec<Event>, DomainError> {
     decide(state, samples::call_id(), cmd, &ctx())
 }
@@ -339,15 +347,7 @@ fn a_hold_needs_a_case_reference_and_a_reason() {
 fn a_rectification_is_a_new_fact_and_the_original_stays_in_the_history() {
     let state = given([start()]);
     let new_number = crate::phone::PhoneNumber::parse("050 765 4321").unwrap();
-    let events = when(
-        &state,
-        CallCommand::Rectify(RectifyCall {
-            correction: CorrectionInput::Caller(new_number.clone()),
-            reason: "typo at intake".into(),
-            request_id: None,
-        }),
-    )
-    .unwrap();
+    let events = when(&state, caller_corrected(&new_number, "typo at intake")).unwrap();
     let after = events.iter().fold(state.clone(), evolve);
     assert_eq!(
         after
@@ -519,15 +519,7 @@ fn a_withheld_number_stays_absent_through_a_purge_and_can_be_rectified_in() {
     assert_eq!(call.caller, None, "nothing to shred, nothing made up");
     assert!(call.agent_name.is_shredded());
     let number = crate::phone::PhoneNumber::parse("050 765 4321").unwrap();
-    let fixed = when(
-        &state,
-        CallCommand::Rectify(RectifyCall {
-            correction: CorrectionInput::Caller(number.clone()),
-            reason: "the caller gave it".into(),
-            request_id: None,
-        }),
-    )
-    .unwrap();
+    let fixed = when(&state, caller_corrected(&number, "the caller gave it")).unwrap();
     let after = fixed.iter().fold(state, evolve);
     assert_eq!(
         after
