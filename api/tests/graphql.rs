@@ -248,6 +248,12 @@ async fn a_call_from_a_withheld_number_is_recorded_and_its_number_can_be_added_l
     assert_eq!(read["data"]["call"]["callerNumber"], Value::Null);
     assert_eq!(read["data"]["call"]["agentName"], "Anna Agent");
     assert_eq!(read["data"]["call"]["personalDataShredded"], false);
+    assert_eq!(withheld(&app, &id).await, true, "a null number says why");
+    let other = app.start_call(json!({})).await["data"]["startCall"]["call"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(withheld(&app, &other).await, false);
     // A number that is there must still be a number.
     let bad = app.start_call(json!({"callerNumber": "salainen"})).await;
     assert_eq!(error_code(&bad), "INVALID_INPUT", "{bad}");
@@ -265,4 +271,15 @@ async fn a_call_from_a_withheld_number_is_recorded_and_its_number_can_be_added_l
         read["data"]["call"]["callerNumber"], "+358407654321",
         "{read}"
     );
+    assert_eq!(withheld(&app, &id).await, false, "no longer withheld");
+}
+
+async fn withheld(app: &TestApp, id: &str) -> Value {
+    let read = app
+        .gql(
+            "query($id: ID!) { call(id: $id, purpose: \"legal_claim\") { callerWithheld } }",
+            json!({"id": id}),
+        )
+        .await;
+    read["data"]["call"]["callerWithheld"].clone()
 }

@@ -85,8 +85,11 @@ pub struct CallView {
     pub direction: Direction,
     pub status: CallStatus,
     /// The customer's number in E.164; null once the call's personal data
-    /// was purged.
+    /// was purged, in a write's answer, and when the caller withheld it.
     pub caller_number: Option<String>,
+    /// The caller withheld the number (the exchange got none), so the
+    /// register never had it.
+    pub caller_withheld: bool,
     pub service_number: String,
     pub agent_id: String,
     pub agent_name: Option<String>,
@@ -129,6 +132,7 @@ impl CallView {
                 .as_ref()
                 .and_then(callvault_domain::personal::Personal::clear)
                 .map(|p| p.to_string()),
+            caller_withheld: call.caller.is_none(),
             service_number: call.service_number.to_string(),
             agent_id: call.agent.to_string(),
             agent_name: call.agent_name.clear().cloned(),
@@ -182,6 +186,8 @@ impl From<callvault_projections::models::calls::CallRow> for CallView {
                 CallStatus::InProgress
             },
             duration_seconds: r.duration_seconds(),
+            // The model keeps the number in clear until it is shredded.
+            caller_withheld: r.caller.is_none() && !r.personal_data_shredded,
             caller_number: r.caller,
             service_number: r.service_number,
             agent_id: r.agent,
