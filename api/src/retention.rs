@@ -203,74 +203,49 @@ fn describe(d: &Disposition) -> String {
     }
 }
 
-/// When an item of a contact that started and ended at `times` expires,
-/// as [`RetentionPolicy::disposition`] takes it: counted from the end; for
-/// a contact with no end, from `OPEN_AT_MOST_DAYS` after its start once
-/// that expiry has passed — before then it counts as open, and its key is
-/// put off to be looked at again (custody keeps it in the bucket of its
-/// start, so no key moves for calls that do end).
-fn expiry(
-    policy: &RetentionPolicy,
-    expires: Expires,
-    (started_at, ended_at): (DateTime<Utc>, Option<DateTime<Utc>>),
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    let at = expires(
-        policy,
-        RetentionPolicy::retention_starts(started_at, ended_at),
-    );
-    (ended_at.is_some() || at <= now).then_some(at)
-}
-
 /// How an item's expiry follows from its contact's end.
 type Expires = fn(&RetentionPolicy, DateTime<Utc>) -> DateTime<Utc>;
 
-/// When an item of a contact with no end expires, counting its end as
-/// lost `OPEN_AT_MOST_DAYS` after its start.
-async fn open_expiry(
-    registry: &Registry,
-    owner: KeyOwner,
-    catalog: &Catalog,
-) -> Result<Option<DateTime<Utc>>, AppError> {
-    let policy = *registry.policy();
-    let (started_at, expires): (_, Expires) = match owner {
-        KeyOwner::Recording(r) => {
-            let Some(call_id) = catalog.recordings.get(&r) else {
-                return Ok(None);
-            };
-            let state = registry.load::<Call>(call_id).await?.state;
-            let Some(call) = state.call else {
-                return Ok(None);
-            };
-            (call.started_at, RetentionPolicy::recording_expires_at)
-        }
-        KeyOwner::Contact(ContactRef::Call(c)) => {
-            let Some(call) = registry.load::<Call>(&c).await?.state.call else {
-                return Ok(None);
-            };
-            (call.started_at, RetentionPolicy::contact_expires_at)
-        }
-        KeyOwner::Contact(ContactRef::Chat(c)) => {
-            let Some(chat) = registry.load::<Chat>(&c).await?.state.chat else {
-                return Ok(None);
-            };
-            (chat.started_at, RetentionPolicy::contact_expires_at)
-        }
-    };
-    Ok(Some(expires(
-        &policy,
-        RetentionPolicy::retention_starts(started_at, None),
-    )))
+/// What retention needs to know of one item (a recording, or a contact's
+/// personal data), from its contact's state.
+struct Item {
+    started_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+    expires: Expires,
+    controls: callvault_domain::controls::Controls,
+    purged: bool,
 }
 
-/// An item's disposition under the registry's policy at `now`.
-async fn disposition(
+impl Item {
+    /// Its disposition at `now`. Its expiry counts from the contact's
+    /// end; for a contact with no end, from `OPEN_AT_MOST_DAYS` after its
+    /// start once that expiry has passed — before then it counts as open,
+    /// and its key is put off to be looked at again (custody keeps it in
+    /// the bucket of its start, so no key moves for calls that do end).
+    fn disposition(&self, policy: &RetentionPolicy, now: DateTime<Utc>) -> Disposition {
+        let at = (self.expires)(
+            policy,
+            RetentionPolicy::retention_starts(self.started_at, self.ended_at),
+        );
+        let expiry = (self.ended_at.is_some() || at <= now).then_some(at);
+        policy.disposition(expiry, &self.controls, self.purged, now)
+    }
+
+    /// When it expires if its contact's end never comes.
+    fn open_expiry(&self, policy: &RetentionPolicy) -> DateTime<Utc> {
+        (self.expires)(
+            policy,
+            RetentionPolicy::retention_starts(self.started_at, None),
+        )
+    }
+}
+
+/// The item a key belongs to; `None` for a key with no stored item.
+async fn item(
     registry: &Registry,
     owner: KeyOwner,
     catalog: &Catalog,
-    now: DateTime<Utc>,
-) -> Result<Option<Disposition>, AppError> {
-    let policy = *registry.policy();
+) -> Result<Option<Item>, AppError> {
     Ok(match owner {
         KeyOwner::Recording(r) => {
             let Some(call_id) = catalog.recordings.get(&r) else {
@@ -280,54 +255,54 @@ async fn disposition(
             let Some(call) = &state.call else {
                 return Ok(None);
             };
-            let purged = state.recordings.get(&r).is_none_or(|x| x.purged.is_some());
-            Some(policy.disposition(
-                expiry(
-                    &policy,
-                    RetentionPolicy::recording_expires_at,
-                    (call.started_at, call.ended_at),
-                    now,
-                ),
-                &state.controls,
-                purged,
-                now,
-            ))
+            Some(Item {
+                started_at: call.started_at,
+                ended_at: call.ended_at,
+                expires: RetentionPolicy::recording_expires_at,
+                purged: state.recordings.get(&r).is_none_or(|x| x.purged.is_some()),
+                controls: state.controls,
+            })
         }
         KeyOwner::Contact(ContactRef::Call(c)) => {
             let state = registry.load::<Call>(&c).await?.state;
             let Some(call) = &state.call else {
                 return Ok(None);
             };
-            Some(policy.disposition(
-                expiry(
-                    &policy,
-                    RetentionPolicy::contact_expires_at,
-                    (call.started_at, call.ended_at),
-                    now,
-                ),
-                &state.controls,
-                state.controls.history_purged.is_some(),
-                now,
-            ))
+            Some(Item {
+                started_at: call.started_at,
+                ended_at: call.ended_at,
+                expires: RetentionPolicy::contact_expires_at,
+                purged: state.controls.history_purged.is_some(),
+                controls: state.controls,
+            })
         }
         KeyOwner::Contact(ContactRef::Chat(c)) => {
             let state = registry.load::<Chat>(&c).await?.state;
             let Some(chat) = &state.chat else {
                 return Ok(None);
             };
-            Some(policy.disposition(
-                expiry(
-                    &policy,
-                    RetentionPolicy::contact_expires_at,
-                    (chat.started_at, chat.ended_at),
-                    now,
-                ),
-                &state.controls,
-                state.controls.history_purged.is_some(),
-                now,
-            ))
+            Some(Item {
+                started_at: chat.started_at,
+                ended_at: chat.ended_at,
+                expires: RetentionPolicy::contact_expires_at,
+                purged: state.controls.history_purged.is_some(),
+                controls: state.controls,
+            })
         }
     })
+}
+
+/// An item's disposition under the registry's policy at `now`.
+async fn disposition(
+    registry: &Registry,
+    owner: KeyOwner,
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+) -> Result<Option<Disposition>, AppError> {
+    let policy = registry.policy();
+    Ok(item(registry, owner, catalog)
+        .await?
+        .map(|i| i.disposition(policy, now)))
 }
 
 /// Appends the tombstone of one due item.
@@ -519,7 +494,8 @@ async fn purge_bucket(
                 .push(outcome(format!("kept: its upload is in progress; {moved}")));
             continue;
         }
-        let d = disposition(registry, owner, catalog, now).await?;
+        let item = item(registry, owner, catalog).await?;
+        let d = item.as_ref().map(|i| i.disposition(registry.policy(), now));
         match d {
             None => report
                 .purged
@@ -542,9 +518,9 @@ async fn purge_bucket(
                 // the bucket: its key moves on to the day it expires as if
                 // it had ended `OPEN_AT_MOST_DAYS` after its start (where
                 // a later run, and `retention plan`, find it due).
-                let to = open_expiry(registry, owner, catalog)
-                    .await?
-                    .map(crate::custody::expiry_bucket)
+                let to = item
+                    .as_ref()
+                    .map(|i| crate::custody::expiry_bucket(i.open_expiry(registry.policy())))
                     .filter(|b| *b > bucket)
                     .unwrap_or(later);
                 let moved = put_off(owner, to).await?;
