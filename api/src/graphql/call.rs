@@ -127,11 +127,7 @@ impl CallView {
             } else {
                 CallStatus::InProgress
             },
-            caller_number: call
-                .caller
-                .as_ref()
-                .and_then(callvault_domain::personal::Personal::clear)
-                .map(|p| p.to_string()),
+            caller_number: call.caller_in_clear().map(|p| p.to_string()),
             caller_withheld: call.caller.is_none(),
             service_number: call.service_number.to_string(),
             agent_id: call.agent.to_string(),

@@ -41,6 +41,13 @@ pub struct CallStarted {
     pub started_at: DateTime<Utc>,
 }
 
+impl CallStarted {
+    /// The caller's number while it is known: not withheld, not shredded.
+    pub fn caller_in_clear(&self) -> Option<&PhoneNumber> {
+        self.caller.as_ref().and_then(Personal::clear)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallEnded {
     pub call_id: CallId,

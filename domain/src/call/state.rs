@@ -28,6 +28,13 @@ pub struct CallFacts {
     pub rectifications: u32,
 }
 
+impl CallFacts {
+    /// The caller's number while it is known: not withheld, not shredded.
+    pub fn caller_in_clear(&self) -> Option<&PhoneNumber> {
+        self.caller.as_ref().and_then(Personal::clear)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingFacts {
     pub codec: String,

@@ -350,25 +350,13 @@ fn a_rectification_is_a_new_fact_and_the_original_stays_in_the_history() {
     let events = when(&state, caller_corrected(&new_number, "typo at intake")).unwrap();
     let after = events.iter().fold(state.clone(), evolve);
     assert_eq!(
-        after
-            .call
-            .as_ref()
-            .unwrap()
-            .caller
-            .as_ref()
-            .and_then(Personal::clear),
+        after.call.as_ref().unwrap().caller_in_clear(),
         Some(&new_number)
     );
     assert_eq!(after.call.as_ref().unwrap().rectifications, 1);
     // The original is still what the CallStarted event said.
     assert_eq!(
-        state
-            .call
-            .as_ref()
-            .unwrap()
-            .caller
-            .as_ref()
-            .and_then(Personal::clear),
+        state.call.as_ref().unwrap().caller_in_clear(),
         Some(&samples::caller())
     );
 }
@@ -521,13 +509,5 @@ fn a_withheld_number_stays_absent_through_a_purge_and_can_be_rectified_in() {
     let number = crate::phone::PhoneNumber::parse("050 765 4321").unwrap();
     let fixed = when(&state, caller_corrected(&number, "the caller gave it")).unwrap();
     let after = fixed.iter().fold(state, evolve);
-    assert_eq!(
-        after
-            .call
-            .unwrap()
-            .caller
-            .as_ref()
-            .and_then(Personal::clear),
-        Some(&number)
-    );
+    assert_eq!(after.call.unwrap().caller_in_clear(), Some(&number));
 }

@@ -143,11 +143,7 @@ impl Projection for Calls {
                     id: e.call_id.to_string(),
                     revision: env.revision,
                     direction: e.direction,
-                    caller: e
-                        .caller
-                        .as_ref()
-                        .and_then(callvault_domain::personal::Personal::clear)
-                        .map(|p| p.to_string()),
+                    caller: e.caller_in_clear().map(|p| p.to_string()),
                     service_number: e.service_number.to_string(),
                     agent: e.agent.to_string(),
                     agent_name: e.agent_name.clear().cloned(),

@@ -93,11 +93,7 @@ impl Projection for Subjects {
                     row_key(&id),
                     SubjectCall {
                         call_id: id.clone(),
-                        number: e
-                            .caller
-                            .as_ref()
-                            .and_then(callvault_domain::personal::Personal::clear)
-                            .map(|p| p.to_string()),
+                        number: e.caller_in_clear().map(|p| p.to_string()),
                         direction: e.direction,
                         service_number: e.service_number.to_string(),
                         agent: e.agent.to_string(),
