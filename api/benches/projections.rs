@@ -329,9 +329,12 @@ async fn main() -> anyhow::Result<()> {
             rebuild_rate,
             rebuild_rate / raw_rate
         );
-        // sled's insert rate bounds a rebuild: each key a model keeps was
-        // inserted at least once, and the raw reference inserts two per
-        // event. So a rebuild can at best reach raw × 2 / (keys per event).
+        // Each key a model keeps was inserted at least once, against the
+        // raw reference's two per event: at the raw reference's own cost
+        // per insert (one thread, a sled batch per page) a rebuild could
+        // reach at most raw × 2 / (keys per event). It does better by
+        // inserting on every core, in key order, in commits of up to a
+        // whole batch (BENCHMARKS.md, "Read models").
         let total: usize = keys.iter().map(|(_, n)| n).sum();
         let per_event = total as f64 / head.max(1) as f64;
         let shares: Vec<String> = keys
@@ -340,7 +343,7 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         println!(
             "sled keys kept per event: {per_event:.2} (raw reference 2.00; {}); \
-             at the raw insert rate a rebuild could reach at most {:.2}x raw",
+             at the raw reference's cost per insert, on one core, a rebuild would reach {:.2}x raw",
             shares.join(", "),
             2.0 / per_event
         );

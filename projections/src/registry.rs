@@ -25,15 +25,21 @@ use crate::{
     view::{BuildMeta, ViewDb},
 };
 
-/// Events taken from the log and decoded at a time.
-const BATCH: usize = 10_000;
-/// Events folded per commit. Each commit carries its checkpoint, so every
-/// one is atomic on its own (through the build's journal, see `view.rs`).
-/// A row touched by several events of one commit is read, decoded and
-/// written once: `calls` folds ~25 % faster with 5,000 than with 500
-/// (BENCHMARKS.md, "Read models"; 500 was best while commits were sled
-/// batches, whose cost grew faster than their size).
-const COMMIT_EVERY: usize = 10_000;
+/// Events taken from the log, decoded and folded at a time — and committed
+/// at a time: one commit per build per batch, carrying its checkpoint, so
+/// each is atomic on its own (through the build's journal, see `view.rs`).
+/// Live, a batch is whatever came in since the last (usually one event);
+/// catching up or rebuilding, it is this many. A row touched by several
+/// events of one batch is read, decoded and written once, and the bigger
+/// the batch, the more of a build's writes land next to each other in key
+/// order: a rebuild of all six models took 15.6–16.7 s with 100,000 against
+/// 22.0–25.8 s with 10,000 (1,003,513 events; BENCHMARKS.md, "Read models").
+/// Memory grows with it (~+150 MB at 100,000), bounded by [`BATCH_BYTES`].
+pub const BATCH: usize = 100_000;
+/// A batch also ends once its events' stored payloads reach this many
+/// bytes, so large events (long chat transcripts) cannot make one batch
+/// take unbounded memory.
+const BATCH_BYTES: usize = 64 * 1024 * 1024;
 /// Batches at least this big fold their builds side by side.
 const SIDE_BY_SIDE_FROM: usize = 500;
 /// How long a runner waits for the log before looking at its builds again.
@@ -154,6 +160,9 @@ pub struct Projections {
 struct Runner {
     store: Arc<dyn EventStore>,
     journal: Journal,
+    /// Events per batch while catching up ([`BATCH`] unless opened with
+    /// [`Projections::open_with_batch`]).
+    batch: usize,
 }
 
 fn storage(context: &str, e: impl std::fmt::Display) -> ProjectionError {
@@ -214,6 +223,21 @@ impl Projections {
         journal: Journal,
         projections: Vec<Arc<dyn Projection>>,
     ) -> Result<Self, ProjectionError> {
+        Self::open_with_batch(root, store, journal, projections, BATCH).await
+    }
+
+    /// [`Projections::open`], folding at most `batch` events per batch
+    /// (and commit) while catching up instead of [`BATCH`]: smaller
+    /// batches publish a catch-up's progress more often and hold less
+    /// memory; tests use them to cross batch boundaries on small logs.
+    pub async fn open_with_batch(
+        root: impl AsRef<Path>,
+        store: Arc<dyn EventStore>,
+        journal: Journal,
+        projections: Vec<Arc<dyn Projection>>,
+        batch: usize,
+    ) -> Result<Self, ProjectionError> {
+        let batch = batch.max(1);
         let root = root.as_ref().to_owned();
         let mut slots = BTreeMap::new();
         let mut live = Vec::new();
@@ -296,7 +320,11 @@ impl Projections {
         let (stop, _) = watch::channel(false);
         let this = Self {
             root,
-            runner: Runner { store, journal },
+            runner: Runner {
+                store,
+                journal,
+                batch,
+            },
             slots: Arc::new(slots),
             stop: Arc::new(stop),
             tasks: Arc::new(Mutex::new(Vec::new())),
@@ -743,7 +771,7 @@ impl Runner {
         let Some(first) = first else {
             return Ok(Next::Closed);
         };
-        let (batch, stopping) = gather(sub, first?, head, stop).await?;
+        let (batch, stopping) = gather(sub, first?, head, stop, self.batch).await?;
         Ok(Next::Batch(Gathered {
             envelopes: self.decode(batch).await?,
             stopping,
@@ -872,39 +900,42 @@ enum Next {
     Idle,
 }
 
-/// Takes events from the log after `first` until a batch is full, or the
-/// log has nothing more right now. Behind the head (catching up or
-/// rebuilding) the next page is on its way: it waits for it rather than
-/// folding a small batch — unless told to stop (the page may never come
+/// Takes events from the log after `first` until a batch is full (`limit`
+/// events or [`BATCH_BYTES`] of payload), or the log has nothing more right
+/// now. Behind the head (catching up or rebuilding) the next page is on
+/// its way: it waits for it rather than folding a small batch — unless told to stop (the page may never come
 /// from an unreachable server); says whether it was.
 async fn gather(
     sub: &mut Subscription,
     first: RecordedEvent,
     head: Option<Position>,
     stop: &mut watch::Receiver<bool>,
+    limit: usize,
 ) -> Result<(Vec<RecordedEvent>, bool), ProjectionError> {
+    let mut bytes = first.payload.len();
     let mut batch = vec![first];
-    while batch.len() < BATCH {
-        match sub.try_next() {
-            Some(e) => batch.push(e?),
+    while batch.len() < limit && bytes < BATCH_BYTES {
+        let next = match sub.try_next() {
+            Some(e) => e?,
             None if batch.last().is_some_and(|e| Some(e.position) < head) => {
                 tokio::select! {
                     next = sub.next() => match next {
-                        Some(e) => batch.push(e?),
+                        Some(e) => e?,
                         None => break,
                     },
                     _ = stop.changed() => return Ok((batch, true)),
                 }
             }
             None => break,
-        }
+        };
+        bytes += next.payload.len();
+        batch.push(next);
     }
     Ok((batch, false))
 }
 
-/// Folds `envelopes` (those past its checkpoint) into one build, a sled
-/// batch with its checkpoint every [`COMMIT_EVERY`] events; returns the
-/// new checkpoint.
+/// Folds `envelopes` (those past its checkpoint) into one build as one
+/// commit carrying its checkpoint; returns the new checkpoint.
 fn fold(
     Work {
         projection,
@@ -917,29 +948,24 @@ fn fold(
     if view.is_retired() {
         return Ok(*checkpoint);
     }
-    let todo: Vec<&Envelope> = envelopes
-        .iter()
-        .filter(|e| Some(e.position) > *checkpoint)
-        .collect();
-    let mut stored = view.checkpoint()?.map_or(0, |c| c.commit);
-    for chunk in todo.chunks(COMMIT_EVERY) {
-        let mut tx = view.tx();
-        for env in chunk {
-            projection.apply(&mut tx, env)?;
-        }
-        let Some(p) = chunk.last().map(|e| e.position) else {
-            continue;
-        };
-        // Events that changed nothing in this model (say, access entries
-        // for `calls`) are not written: only its checkpoint would move,
-        // and every so often is enough — after a crash the few events
-        // since are folded again, changing nothing again.
-        if tx.pending() > 0 || p.commit.saturating_sub(stored) >= CHECKPOINT_EVERY {
-            tx.commit(p)?;
-            stored = p.commit;
-        }
+    let mut tx = view.tx();
+    let mut last = None;
+    for env in envelopes.iter().filter(|e| Some(e.position) > *checkpoint) {
+        projection.apply(&mut tx, env)?;
+        last = Some(env.position);
     }
-    Ok(todo.last().map(|e| e.position).or(*checkpoint))
+    let Some(p) = last else {
+        return Ok(*checkpoint);
+    };
+    // Events that changed nothing in this model (say, access entries for
+    // `calls`) are not written: only its checkpoint would move, and every
+    // so often is enough — after a crash the few events since are folded
+    // again, changing nothing again.
+    let stored = view.checkpoint()?.map_or(0, |c| c.commit);
+    if tx.pending() > 0 || p.commit.saturating_sub(stored) >= CHECKPOINT_EVERY {
+        tx.commit(p)?;
+    }
+    Ok(Some(p))
 }
 
 /// [`fold`], and how long it took.

@@ -102,6 +102,23 @@ impl Fixture {
         .await
         .unwrap()
     }
+
+    /// [`Fixture::open`] with catch-up batches of `batch` events.
+    async fn open_batched(
+        &self,
+        projections: Vec<Arc<dyn Projection>>,
+        batch: usize,
+    ) -> Projections {
+        Projections::open_with_batch(
+            &self.root,
+            self.store.clone(),
+            self.journal.clone(),
+            projections,
+            batch,
+        )
+        .await
+        .unwrap()
+    }
 }
 
 async fn count_calls(p: &Projections) -> usize {
@@ -393,7 +410,10 @@ async fn counted(p: &Projections, head: Option<callvault_store::Position>) -> (u
 #[tokio::test]
 async fn a_catch_up_over_many_batches_folds_every_event_once_in_order_across_a_stop() {
     let f = fixture();
-    let events = 45_000; // more than four of the runner's batches
+    // More than four batches: batches of 10,000 here (the runner's own are
+    // bigger), so the log stays small.
+    let batch = 10_000;
+    let events = 45_000;
     f.many_events(events).await;
     let head = f.store.head_position().await.unwrap();
     let models = || -> Vec<Arc<dyn Projection>> { vec![Arc::new(calls::Calls), Arc::new(Counter)] };
@@ -401,11 +421,11 @@ async fn a_catch_up_over_many_batches_folds_every_event_once_in_order_across_a_s
     // Stopped (at one point or another) while catching up: each start
     // goes on from where the last one settled.
     for delay in [0, 5, 20, 60] {
-        let p = f.open(models()).await;
+        let p = f.open_batched(models(), batch).await;
         tokio::time::sleep(Duration::from_millis(delay)).await;
         p.shutdown().await;
     }
-    let p = f.open(models()).await;
+    let p = f.open_batched(models(), batch).await;
     assert_eq!(
         counted(&p, head).await,
         (events as u64, head.unwrap().commit)
