@@ -72,6 +72,13 @@ pub trait Aggregate {
     ) -> Result<Vec<Event>, DomainError>;
     /// The natural identity of the command's effect, if it has one.
     fn effect_key(command: &Self::Command) -> Option<String>;
+    /// The identity of the effect that undoes this command's (a hold's
+    /// release undoes its placing): once that is stored too, a resend is
+    /// no longer answered as done.
+    fn undone_by(command: &Self::Command) -> Option<String> {
+        let _ = command;
+        None
+    }
     /// The contact's items whose keys custody keeps in the right bucket.
     fn items<'a>(id: &Self::Id, state: &'a Self::State) -> Option<ContactItems<'a>>;
 }
@@ -113,6 +120,12 @@ impl Aggregate for Call {
             CallCommand::PurgeContactHistory(_) => Some("ContactHistoryPurged".into()),
             CallCommand::Rectify(c) => c.request_id.map(|r| format!("CallRectified/{r}")),
             CallCommand::RestrictProcessing(_) | CallCommand::LiftRestriction(_) => None,
+        }
+    }
+    fn undone_by(command: &CallCommand) -> Option<String> {
+        match command {
+            CallCommand::PlaceHold(c) => Some(format!("HoldReleased/{}", c.hold_id)),
+            _ => None,
         }
     }
 }
@@ -159,6 +172,12 @@ impl Aggregate for Chat {
             ChatCommand::RecordTranscriptEmailFailed(_)
             | ChatCommand::RestrictProcessing(_)
             | ChatCommand::LiftRestriction(_) => None,
+        }
+    }
+    fn undone_by(command: &ChatCommand) -> Option<String> {
+        match command {
+            ChatCommand::PlaceHold(c) => Some(format!("HoldReleased/{}", c.hold_id)),
+            _ => None,
         }
     }
 }
@@ -542,6 +561,18 @@ impl Registry {
             && let Some(replayed) =
                 self.replayed::<A>(actor, id, command.clone(), &recorded, &events, k)
         {
+            // Undone since (a hold released): answering "done" would tell
+            // the client its hold is in force when it is not — whether
+            // this is a late resend or the id used again.
+            let undone_id = A::undone_by(&command)
+                .map(|key| Uuid::new_v5(&ID_NAMESPACE, format!("{stream}/{key}").as_bytes()));
+            if let Some(undone) = recorded[k..].iter().find(|r| Some(r.id) == undone_id) {
+                return Err(Attempted::Failed(AppError::Conflict(format!(
+                    "this was done at revision {} of `{stream}` and undone at revision {} \
+                     (`{}`); an id is used once: send it again under a new id",
+                    recorded[k].revision, undone.revision, undone.event_type
+                ))));
+            }
             return Ok(replayed);
         }
         if let Some(expected) = expected
