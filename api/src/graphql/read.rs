@@ -99,6 +99,16 @@ pub(crate) fn page_size(first: Option<i32>) -> Result<usize, AppError> {
     }
 }
 
+/// Runs a query of one read model off the async threads, on the build as
+/// it is between commits (never on a commit half applied; see
+/// `ViewDb::consistent`). `read` may run more than once.
+async fn consistent<T: Send + 'static>(
+    view: Arc<ViewDb>,
+    mut read: impl FnMut(&ViewDb) -> Result<T, callvault_projections::ProjectionError> + Send + 'static,
+) -> Result<T, AppError> {
+    blocking(move || view.consistent(&mut read)).await
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, callvault_projections::ProjectionError> + Send + 'static,
 ) -> Result<T, AppError> {
@@ -515,8 +525,10 @@ impl ReadQuery {
             // must not let an old build's rows through unchecked.
             let stale_before = stale(ctx, calls::NAME);
             let view = view(ctx, calls::NAME).await?;
-            let page =
-                blocking(move || calls::search(&view, &filter, after.as_deref(), limit)).await?;
+            let page = consistent(view, move |v| {
+                calls::search(v, &filter, after.as_deref(), limit)
+            })
+            .await?;
             let items: Vec<CallView> = if stale_before || stale(ctx, calls::NAME) {
                 // An older build that no longer follows the log may not
                 // know of restrictions, rectifications or purges since
@@ -576,9 +588,10 @@ impl ReadQuery {
             let filter = filter.unwrap_or_default().to_filter()?;
             let limit = page_size(first)?;
             let view = view(ctx, access_audit::NAME).await?;
-            let page =
-                blocking(move || access_audit::query(&view, &filter, after.as_deref(), limit))
-                    .await?;
+            let page = consistent(view, move |v| {
+                access_audit::query(v, &filter, after.as_deref(), limit)
+            })
+            .await?;
             Ok(AccessConnection {
                 items: page.items.into_iter().map(AccessEntry::from).collect(),
                 next_cursor: page.next_cursor,
@@ -603,9 +616,10 @@ impl ReadQuery {
                 break_glass_only: true,
                 ..Default::default()
             };
-            let page =
-                blocking(move || access_audit::query(&view, &filter, after.as_deref(), limit))
-                    .await?;
+            let page = consistent(view, move |v| {
+                access_audit::query(v, &filter, after.as_deref(), limit)
+            })
+            .await?;
             Ok(AccessConnection {
                 items: page.items.into_iter().map(AccessEntry::from).collect(),
                 next_cursor: page.next_cursor,
@@ -630,7 +644,7 @@ impl ReadQuery {
             let to = to.unwrap_or(from + chrono::Duration::days(30));
             let limit = page_size(first)?;
             let view = view(ctx, retention::NAME).await?;
-            let items = blocking(move || retention::queue(&view, from, to, limit)).await?;
+            let items = consistent(view, move |v| retention::queue(v, from, to, limit)).await?;
             Ok(items
                 .into_iter()
                 .map(|i| RetentionItem {
@@ -702,8 +716,10 @@ impl ReadQuery {
                 .collect::<Result<Vec<_>, _>>()?;
             let wanted: Vec<String> = numbers.iter().map(|n| n.as_e164().to_owned()).collect();
             let view = view(ctx, subjects::NAME).await?;
-            let (mut calls, more) =
-                blocking(move || subjects::lookup(&view, &numbers, SUBJECT_MAX_CALLS)).await?;
+            let (mut calls, more) = consistent(view, move |v| {
+                subjects::lookup(v, &numbers, SUBJECT_MAX_CALLS)
+            })
+            .await?;
             if more {
                 // An answer to the subject must be whole (R17): say so
                 // rather than hand over part of it.
@@ -830,8 +846,10 @@ impl ReadQuery {
                 .transpose()?
                 .map(|s| s.to_string());
             let view = view(ctx, staff_rights::NAME).await?;
-            let grants =
-                blocking(move || staff_rights::rights_at(&view, staff.as_deref(), at)).await?;
+            let grants = consistent(view, move |v| {
+                staff_rights::rights_at(v, staff.as_deref(), at)
+            })
+            .await?;
             Ok(grants.into_iter().map(grant).collect())
         }
         .await
@@ -848,7 +866,7 @@ impl ReadQuery {
             let (registry, _) = guard(ctx, Action::ViewStaffRights).await?;
             let by = by.unwrap_or_else(|| registry.now().date_naive());
             let view = view(ctx, staff_rights::NAME).await?;
-            let due = blocking(move || staff_rights::reviews_due(&view, by)).await?;
+            let due = consistent(view, move |v| staff_rights::reviews_due(v, by)).await?;
             Ok(due
                 .into_iter()
                 .map(|(staff_id, due_by)| ReviewDue { staff_id, due_by })
@@ -881,8 +899,10 @@ impl ReadQuery {
                 .transpose()?
                 .map(|p| p.to_string());
             let view = view(ctx, stats::NAME).await?;
-            let (total, days) =
-                blocking(move || stats::totals(&view, from, to, service.as_deref())).await?;
+            let (total, days) = consistent(view, move |v| {
+                stats::totals(v, from, to, service.as_deref())
+            })
+            .await?;
             Ok(CallStats {
                 calls: total.calls,
                 recorded: total.recorded,

@@ -363,3 +363,46 @@ fn a_journal_record_of_an_unknown_kind_is_refused_not_guessed() {
         .expect("refused");
     assert!(err.to_string().contains("unknown kind"), "{err}");
 }
+
+/// Commits that move a count between two keys, read while they are being
+/// applied: through `consistent` the two always add up; a commit is never
+/// seen half applied.
+#[test]
+fn a_consistent_read_never_sees_a_commit_half_applied() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const TOTAL: u64 = 1_000;
+    let (_dir, view) = open();
+    let put = |tx: &mut super::Tx<'_>, a: u64| {
+        tx.put(b"a".to_vec(), a.to_be_bytes().to_vec());
+        tx.put(b"b".to_vec(), (TOTAL - a).to_be_bytes().to_vec());
+    };
+    let mut tx = view.tx();
+    put(&mut tx, 0);
+    tx.commit(Position::sequence(1)).unwrap();
+    let read = |key: &[u8]| -> u64 {
+        u64::from_be_bytes(view.get(key).unwrap().unwrap().try_into().unwrap())
+    };
+    let done = AtomicBool::new(false);
+    let (reads, torn) = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let (mut reads, mut torn) = (0u64, 0u64);
+            while !done.load(Ordering::SeqCst) {
+                let sum = view
+                    .consistent(|_| Ok::<_, ()>(read(b"a") + read(b"b")))
+                    .unwrap();
+                reads += 1;
+                torn += u64::from(sum != TOTAL);
+            }
+            (reads, torn)
+        });
+        for n in 0..3_000u64 {
+            let mut tx = view.tx();
+            put(&mut tx, n % TOTAL);
+            tx.commit(Position::sequence(n + 2)).unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+        reader.join().unwrap()
+    });
+    assert!(reads > 0);
+    assert_eq!(torn, 0, "{torn} of {reads} reads saw a commit half applied");
+}
