@@ -802,11 +802,8 @@ impl Tx<'_> {
                 .applying
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
-            view.generation.fetch_add(1, Ordering::SeqCst);
-            fence(Ordering::Release);
-            let applied = apply_ops(&view.db, &ops);
-            view.generation.fetch_add(1, Ordering::SeqCst);
-            applied
+            let _odd = Applying::begin(&view.generation);
+            apply_ops(&view.db, &ops)
         };
         if let Err(e) = applied {
             journal.broken = true;
@@ -858,6 +855,25 @@ impl Tx<'_> {
         }
         ops.push((CHECKPOINT.to_vec(), tagged(SET, &checkpoint.to_be_bytes())));
         ops
+    }
+}
+
+/// A commit's writes under way: the generation is odd from `begin` until
+/// this is dropped — also when applying them panics, so readers are not
+/// left waiting on a commit that will never end.
+struct Applying<'a>(&'a AtomicU64);
+
+impl<'a> Applying<'a> {
+    fn begin(generation: &'a AtomicU64) -> Self {
+        generation.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::Release);
+        Self(generation)
+    }
+}
+
+impl Drop for Applying<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
 
