@@ -72,12 +72,13 @@ pub trait Aggregate {
     ) -> Result<Vec<Event>, DomainError>;
     /// The natural identity of the command's effect, if it has one.
     fn effect_key(command: &Self::Command) -> Option<String>;
-    /// The identity of the effect that undoes this command's (a hold's
-    /// release undoes its placing): once that is stored too, a resend is
-    /// no longer answered as done.
-    fn undone_by(command: &Self::Command) -> Option<String> {
-        let _ = command;
-        None
+    /// Whether `later` undoes this command's effect (a hold's release
+    /// undoes its placing): once such an event is stored after it, a
+    /// resend is no longer answered as done. Judged by the events, not by
+    /// their ids, so a release stored any way counts.
+    fn undone_by(command: &Self::Command, later: &Event) -> bool {
+        let _ = (command, later);
+        false
     }
     /// The contact's items whose keys custody keeps in the right bucket.
     fn items<'a>(id: &Self::Id, state: &'a Self::State) -> Option<ContactItems<'a>>;
@@ -122,11 +123,9 @@ impl Aggregate for Call {
             CallCommand::RestrictProcessing(_) | CallCommand::LiftRestriction(_) => None,
         }
     }
-    fn undone_by(command: &CallCommand) -> Option<String> {
-        match command {
-            CallCommand::PlaceHold(c) => Some(format!("HoldReleased/{}", c.hold_id)),
-            _ => None,
-        }
+    fn undone_by(command: &CallCommand, later: &Event) -> bool {
+        matches!((command, later),
+            (CallCommand::PlaceHold(c), Event::HoldReleased(e)) if e.hold_id == c.hold_id)
     }
 }
 
@@ -174,11 +173,9 @@ impl Aggregate for Chat {
             | ChatCommand::LiftRestriction(_) => None,
         }
     }
-    fn undone_by(command: &ChatCommand) -> Option<String> {
-        match command {
-            ChatCommand::PlaceHold(c) => Some(format!("HoldReleased/{}", c.hold_id)),
-            _ => None,
-        }
+    fn undone_by(command: &ChatCommand, later: &Event) -> bool {
+        matches!((command, later),
+            (ChatCommand::PlaceHold(c), Event::HoldReleased(e)) if e.hold_id == c.hold_id)
     }
 }
 
@@ -564,9 +561,10 @@ impl Registry {
             // Undone since (a hold released): answering "done" would tell
             // the client its hold is in force when it is not — whether
             // this is a late resend or the id used again.
-            let undone_id = A::undone_by(&command)
-                .map(|key| Uuid::new_v5(&ID_NAMESPACE, format!("{stream}/{key}").as_bytes()));
-            if let Some(undone) = recorded[k..].iter().find(|r| Some(r.id) == undone_id) {
+            if let Some(undone) = (k + 1..events.len())
+                .find(|&j| A::undone_by(&command, &events[j]))
+                .map(|j| &recorded[j])
+            {
                 return Err(Attempted::Failed(AppError::Conflict(format!(
                     "this was done at revision {} of `{stream}` and undone at revision {} \
                      (`{}`); an id is used once: send it again under a new id",

@@ -536,3 +536,49 @@ async fn a_resent_message_with_its_id_is_recognised_not_appended_twice() {
         Some(2)
     );
 }
+
+/// A chat's hold id is used once, as a call's: a resend while the hold is
+/// in force is answered as done; once released, the same id is a
+/// CONFLICT, not "done".
+#[tokio::test]
+async fn a_chat_hold_resent_after_its_release_is_a_conflict_not_a_replay() {
+    use callvault::error::AppError;
+    use callvault_domain::{
+        ChatId, HoldId, StaffId,
+        chat::ChatCommand,
+        controls::{PlaceHold, ReleaseHold},
+    };
+    let app = TestApp::new().await;
+    let (chat, _) = ordered_chat(&app).await;
+    let chat_id: ChatId = chat.parse().unwrap();
+    let case = StaffId::parse("kaisa.case").unwrap();
+    let hold_id = HoldId("0192f6a0-58c1-7000-8000-0000000000cc".parse().unwrap());
+    let place = ChatCommand::PlaceHold(PlaceHold {
+        hold_id,
+        case_reference: "KELA/9/2026".into(),
+        reason: "complaint".into(),
+        review_by: "2027-06-01".parse().unwrap(),
+    });
+    let execute = |command: ChatCommand| {
+        let (registry, case) = (app.registry.clone(), case.clone());
+        async move {
+            registry
+                .execute::<callvault::service::Chat>(&case, &chat_id, command, None)
+                .await
+        }
+    };
+    assert!(!execute(place.clone()).await.unwrap().replayed);
+    assert!(execute(place.clone()).await.unwrap().replayed, "a resend");
+    execute(ChatCommand::ReleaseHold(ReleaseHold {
+        hold_id,
+        reason: "settled".into(),
+    }))
+    .await
+    .unwrap();
+    let head = app.head().await;
+    match execute(place).await {
+        Err(AppError::Conflict(message)) => assert!(message.contains("undone"), "{message}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(app.head().await, head, "a refusal writes nothing");
+}
