@@ -687,7 +687,9 @@ impl Runner {
             } = match ready.take() {
                 // Told to stop while it was taken: left unfolded (nor is
                 // it checkpointed; the next start reads it again).
-                Some(_) if stop.has_changed().unwrap_or(true) => return settle(&members),
+                Some(_) if stop.has_changed().unwrap_or(true) => {
+                    return settle_off_async(members).await;
+                }
                 Some(gathered) => gathered,
                 // Wake now and then even when the log is quiet, so a
                 // retired build is let go (and its folder deleted) promptly.
@@ -697,7 +699,7 @@ impl Runner {
                 {
                     Next::Batch(gathered) => gathered,
                     Next::Idle => continue,
-                    Next::Stop => return settle(&members),
+                    Next::Stop => return settle_off_async(members).await,
                     Next::Closed => return Ok(()), // the store shut down
                 },
             };
@@ -733,9 +735,9 @@ impl Runner {
             };
             catching_up.report(&members);
             match next {
-                _ if stopping => return settle(&members),
+                _ if stopping => return settle_off_async(members).await,
                 Some(Next::Batch(gathered)) => ready = Some(gathered),
-                Some(Next::Stop) => return settle(&members),
+                Some(Next::Stop) => return settle_off_async(members).await,
                 Some(Next::Closed) => return Ok(()), // the store shut down
                 Some(Next::Idle) | None => {}
             }
@@ -1020,6 +1022,14 @@ fn fold_side_by_side(
     .collect();
     folded.sort_unstable_by_key(|(i, _)| *i);
     folded.into_iter().map(|(_, r)| r).collect()
+}
+
+/// [`settle`] on a blocking thread: its commits and `fdatasync`s must not
+/// hold up an async worker (or wait there for a query's read).
+async fn settle_off_async(members: Vec<Member>) -> Result<(), ProjectionError> {
+    tokio::task::spawn_blocking(move || settle(&members))
+        .await
+        .map_err(|e| ProjectionError::Task(e.to_string()))?
 }
 
 /// On a clean stop, stores each build's checkpoint where its fold got to:
