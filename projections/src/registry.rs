@@ -773,7 +773,8 @@ impl Runner {
         let Some(first) = first else {
             return Ok(Next::Closed);
         };
-        let (batch, stopping) = gather(sub, first?, head, stop, self.batch).await?;
+        let limit = (self.batch, BATCH_BYTES);
+        let (batch, stopping) = gather(sub, first?, head, stop, limit).await?;
         Ok(Next::Batch(Gathered {
             envelopes: self.decode(batch).await?,
             stopping,
@@ -902,9 +903,9 @@ enum Next {
     Idle,
 }
 
-/// Takes events from the log after `first` until a batch is full (`limit`
-/// events or [`BATCH_BYTES`] of payload), or the log has nothing more right
-/// now. Behind the head (catching up or rebuilding) the next page is on
+/// Takes events from the log after `first` until a batch is full
+/// (`limit`: so many events, or so many bytes of stored payload — the event
+/// that reaches it included), or the log has nothing more right now. Behind the head (catching up or rebuilding) the next page is on
 /// its way: it waits for it rather than folding a small batch — unless
 /// told to stop (the page may never come from an unreachable server);
 /// says whether it was.
@@ -913,11 +914,11 @@ async fn gather(
     first: RecordedEvent,
     head: Option<Position>,
     stop: &mut watch::Receiver<bool>,
-    limit: usize,
+    (max_events, max_bytes): (usize, usize),
 ) -> Result<(Vec<RecordedEvent>, bool), ProjectionError> {
     let mut bytes = first.payload.len();
     let mut batch = vec![first];
-    while batch.len() < limit && bytes < BATCH_BYTES {
+    while batch.len() < max_events && bytes < max_bytes {
         let next = match sub.try_next() {
             Some(e) => e?,
             None if batch.last().is_some_and(|e| Some(e.position) < head) => {
@@ -1198,5 +1199,49 @@ pub mod compaction {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(storage("clearing the compaction note", e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use callvault_store::{EventStore, ExpectedRevision, conformance, memory::MemoryStore};
+
+    use super::*;
+
+    /// A batch ends at its event limit, or at the event whose payload
+    /// reaches the byte limit, whichever comes first; the next batch goes
+    /// on from there.
+    #[tokio::test]
+    async fn a_batch_ends_at_its_event_or_byte_limit() {
+        let store = MemoryStore::new();
+        let stream = conformance::unique_stream("batch");
+        let events = conformance::events(10);
+        let size = events[0].payload.len(); // `{"n":0}` … `{"n":9}`: alike
+        store
+            .append(&stream, ExpectedRevision::NoStream, events)
+            .await
+            .unwrap();
+        let head = store.head_position().await.unwrap();
+        let (_keep, mut stop) = watch::channel(false);
+        let mut sub = store.subscribe_all(None).await.unwrap();
+        let mut batches = Vec::new();
+        for limit in [(4, usize::MAX), (100, 2 * size + 1), (100, 3 * size)] {
+            let first = sub.next().await.unwrap().unwrap();
+            let (batch, stopping) = gather(&mut sub, first, head, &mut stop, limit)
+                .await
+                .unwrap();
+            assert!(!stopping);
+            let ns: Vec<String> = batch
+                .iter()
+                .map(|e| String::from_utf8_lossy(&e.payload).into_owned())
+                .collect();
+            batches.push(ns);
+        }
+        let n = |range: std::ops::Range<u32>| -> Vec<String> {
+            range.map(|i| format!("{{\"n\":{i}}}")).collect()
+        };
+        // The event limit; the byte limit passed by the third event; the
+        // byte limit reached exactly by the third.
+        assert_eq!(batches, [n(0..4), n(4..7), n(7..10)]);
     }
 }
