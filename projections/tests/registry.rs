@@ -93,14 +93,8 @@ impl Fixture {
     }
 
     async fn open(&self, projections: Vec<Arc<dyn Projection>>) -> Projections {
-        Projections::open(
-            &self.root,
-            self.store.clone(),
-            self.journal.clone(),
-            projections,
-        )
-        .await
-        .unwrap()
+        self.open_batched(projections, callvault_projections::registry::BATCH)
+            .await
     }
 
     /// [`Fixture::open`] with catch-up batches of `batch` events.
