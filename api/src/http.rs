@@ -19,7 +19,7 @@ use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::Tra
 use crate::{
     auth::Authenticator,
     error::AppError,
-    graphql::{Actor, CallvaultSchema},
+    graphql::{Actor, CallvaultSchema, documents::Documents},
     service::Registry,
 };
 
@@ -33,6 +33,8 @@ pub struct AppState {
     pub registry: Registry,
     pub projections: Projections,
     pub schema: CallvaultSchema,
+    /// Parsed queries kept by their text.
+    pub documents: Arc<Documents>,
     /// Largest recording accepted.
     pub max_upload_bytes: u64,
     /// Checks bearer tokens.
@@ -53,6 +55,7 @@ impl AppState {
             registry,
             projections,
             schema,
+            documents: Arc::default(),
             max_upload_bytes,
             auth,
             request_timeout: REQUEST_TIMEOUT,
@@ -177,7 +180,8 @@ async fn graphql(
         Ok(r) => r,
         Err(e) => return graphql_error(&e),
     };
-    let request = request.data(Actor(actor));
+    let mut request = request.data(Actor(actor));
+    state.documents.prepare(&mut request);
     let Ok(mut response) =
         tokio::time::timeout(state.request_timeout, state.schema.execute(request)).await
     else {

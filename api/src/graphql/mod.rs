@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod call;
 pub mod chat;
+pub mod documents;
 pub mod read;
 pub mod staff;
 
