@@ -181,7 +181,7 @@ async fn graphql(
         Err(e) => return graphql_error(&e),
     };
     let mut request = request.data(Actor(actor));
-    state.documents.prepare(&mut request);
+    let fresh = state.documents.prepare(&mut request);
     let Ok(mut response) =
         tokio::time::timeout(state.request_timeout, state.schema.execute(request)).await
     else {
@@ -210,6 +210,11 @@ async fn graphql(
                 .set("code", "INVALID_INPUT");
         }
         return (StatusCode::BAD_REQUEST, GraphQLResponse::from(response)).into_response();
+    }
+    // Accepted, so its document is worth keeping (and no bigger than the
+    // complexity limit lets a document be).
+    if let Some(fresh) = fresh {
+        state.documents.keep(fresh);
     }
     GraphQLResponse::from(response).into_response()
 }
