@@ -118,7 +118,9 @@ impl From<StoreError> for AppError {
                 message: e.to_string(),
             },
             StoreError::Unavailable(_) => AppError::Unavailable(e.to_string()),
-            StoreError::Corrupt(_) | StoreError::Io { .. } => AppError::Internal(e.into()),
+            StoreError::Corrupt(_) | StoreError::Refused(_) | StoreError::Io { .. } => {
+                AppError::Internal(e.into())
+            }
         }
     }
 }

@@ -462,11 +462,11 @@ impl ViewDb {
     }
 
     pub fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ProjectionError> {
-        self.get(key)?
-            .map(|b| {
-                serde_json::from_slice(&b)
-                    .map_err(|e| ProjectionError::Storage(format!("a read model row: {e}")))
-            })
+        // Decoded from sled's buffer, not a copy of it.
+        self.db
+            .get(key)
+            .map_err(storage_err("reading a read model"))?
+            .map(|b| decode_row(&b))
             .transpose()
     }
 

@@ -253,8 +253,13 @@ pub enum StoreError {
     EmptyAppend,
     #[error("append is too large: {0}")]
     TooLarge(String),
+    /// The log may be back soon: worth retrying.
     #[error("the event log is unavailable: {0}")]
     Unavailable(String),
+    /// The log's server refused for a reason a retry does not cure
+    /// (credentials, configuration, a stream deleted on the server).
+    #[error("the event log refused: {0}")]
+    Refused(String),
     #[error("the event log is corrupt: {0}")]
     Corrupt(String),
     #[error("event log I/O failed while {context}")]

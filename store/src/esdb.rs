@@ -15,10 +15,16 @@
 //! Appends read the stream's head first, compute the chain links from it
 //! (`append::plan`, the same rules as the embedded backends), then append
 //! with the head's exact revision, so two writers can never interleave a
-//! chain; with `ExpectedRevision::Any` a lost race is retried. Transient
-//! failures (a node going away, a leader change, a deadline) are retried
-//! with backoff; appends stay idempotent across retries because event ids
-//! are ours and the stream's tail is checked for them first.
+//! chain. When the stream moved meanwhile the head is read again and
+//! `plan` decides: our own ids there (an earlier try that went through)
+//! give the original result, a caller's exact expectation no longer met is
+//! their conflict, `Any` chains onto the new head. Transient failures (a
+//! node going away, a leader change, a deadline) are retried with backoff;
+//! appends stay idempotent across retries because event ids are ours and
+//! the stream's tail (its last 1,000 events) is checked for them first.
+//! Where the server answers without a log position (a resend it
+//! recognised), the position is read from `$all`. Imports go in appends
+//! of at most 512 KiB, under the server's default 1 MiB limit.
 
 use std::time::Duration;
 
@@ -38,6 +44,15 @@ use crate::{
 const ATTEMPTS: u32 = 6;
 /// How far back an append looks for its own ids (a retried append).
 const IDEMPOTENCY_WINDOW: usize = 1000;
+/// How far back in `$all` the position of an append the server did not
+/// report is looked for (among the stream's own events).
+const LOCATE_WINDOW: usize = 1000;
+/// Bytes of payload and metadata per append when importing: well under
+/// the server's default `MaxAppendSize` (1 MiB), which refuses bigger
+/// appends whole.
+const IMPORT_PART_BYTES: usize = 512 * 1024;
+/// Events per page when looking backwards through `$all` for our newest.
+const HEAD_WINDOW: usize = 64;
 
 /// Our metadata, as the event's custom metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +97,74 @@ pub fn from_esdb_position(p: esdb::Position) -> Position {
         commit: p.commit,
         prepare: p.prepare,
     }
+}
+
+/// A position the server gave, or `None` for its placeholders: none at
+/// all (`0/0`, what the client makes of an append success without a
+/// position, which a server may send for a resend it recognised; our
+/// events never open `$all`, the server's own do) or "not available"
+/// (`u64::MAX`, which some server versions give events read from a
+/// stream).
+pub fn known_position(p: esdb::Position) -> Option<Position> {
+    let unknown =
+        p.commit == u64::MAX || p.prepare == u64::MAX || (p.commit == 0 && p.prepare == 0);
+    (!unknown).then(|| from_esdb_position(p))
+}
+
+/// A regular expression (the server's .NET flavour) matching exactly the
+/// name `stream`: ASCII punctuation and spaces escaped.
+pub fn exact_stream_regex(stream: &StreamName) -> String {
+    let mut out = String::from("^");
+    for c in stream.as_str().chars() {
+        if c.is_ascii_punctuation() || c == ' ' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('$');
+    out
+}
+
+/// `text` with the connection string's `user:password` (and the password
+/// alone) replaced: the client quotes the whole string in some errors.
+pub fn redact_credentials(url: &str, text: &str) -> String {
+    let userinfo = url.find("://").and_then(|i| {
+        let authority = url[i + 3..].split(['/', '?']).next()?;
+        let at = authority.rfind('@')?;
+        Some(&authority[..at]).filter(|u| !u.is_empty())
+    });
+    let Some(userinfo) = userinfo else {
+        return text.to_owned();
+    };
+    let mut out = text.replace(userinfo, "***");
+    if let Some((_, password)) = userinfo.split_once(':')
+        && password.len() >= 3
+    {
+        out = out.replace(password, "***");
+    }
+    out
+}
+
+/// Splits a run of events into appends of at most `budget` bytes of
+/// payload and metadata each (an event bigger than that goes alone).
+pub fn parts_by_bytes(run: Vec<RecordedEvent>, budget: usize) -> Vec<Vec<RecordedEvent>> {
+    let mut parts: Vec<Vec<RecordedEvent>> = Vec::new();
+    let mut bytes = 0;
+    for e in run {
+        // Our metadata travels beside the payload: about 300 bytes of JSON.
+        let size = e.payload.len() + e.metadata.actor.len() + 300;
+        match parts.last_mut() {
+            Some(part) if bytes + size <= budget => {
+                bytes += size;
+                part.push(e);
+            }
+            _ => {
+                bytes = size;
+                parts.push(vec![e]);
+            }
+        }
+    }
+    parts
 }
 
 /// Our expected revision as the client's stream state.
@@ -163,9 +246,12 @@ pub fn transient(e: &esdb::Error) -> bool {
     )
 }
 
-/// A client error as ours (secrets are not in them: the connection string
-/// is never quoted).
+/// A client error as ours: only the failures a retry may cure are
+/// `Unavailable`; the server's size limit is `TooLarge`; refusals that
+/// need an operator (credentials, a stream deleted on the server, an
+/// unsupported server) are `Refused`.
 pub fn store_error(stream: Option<&StreamName>, e: esdb::Error) -> StoreError {
+    let name = || stream.map_or_else(|| "the log".to_owned(), |s| format!("`{s}`"));
     match e {
         esdb::Error::WrongExpectedVersion { expected, current } => StoreError::Conflict {
             stream: stream
@@ -182,7 +268,23 @@ pub fn store_error(stream: Option<&StreamName>, e: esdb::Error) -> StoreError {
                 esdb::CurrentRevision::NoStream => None,
             },
         },
-        other => StoreError::Unavailable(format!("EventStoreDB: {other}")),
+        esdb::Error::Grpc { message, .. } if message.contains("Maximum Append Size") => {
+            StoreError::TooLarge(format!("EventStoreDB refused an append to {}: {message}", name()))
+        }
+        esdb::Error::AccessDenied => StoreError::Refused(format!(
+            "EventStoreDB denied access to {}: check the credentials in store.url and the user's stream ACLs",
+            name()
+        )),
+        esdb::Error::ResourceDeleted => StoreError::Refused(format!(
+            "{} was deleted on the EventStoreDB server; callvault never deletes streams, so this needs an operator",
+            name()
+        )),
+        esdb::Error::UnsupportedFeature => StoreError::Refused(
+            "the EventStoreDB server does not support an operation callvault needs (20.10 or newer is required)"
+                .into(),
+        ),
+        other if transient(&other) => StoreError::Unavailable(format!("EventStoreDB: {other}")),
+        other => StoreError::Refused(format!("EventStoreDB: {other}")),
     }
 }
 
@@ -195,11 +297,20 @@ impl EsdbStore {
     /// Connects lazily to `url` (`esdb://host:2113?tls=false`, or a
     /// cluster: `esdb://a:2113,b:2113,c:2113?tls=true`).
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let settings: esdb::ClientSettings = url.parse().map_err(|e| {
-            StoreError::Unavailable(format!("the EventStoreDB URL is not valid: {e}"))
+        // The client quotes the whole connection string in some errors.
+        let settings: esdb::ClientSettings = url.parse().map_err(|e: esdb::ClientSettingsParseError| {
+            StoreError::Refused(format!(
+                "the EventStoreDB URL is not valid ({}{}); expected esdb://[user:password@]host:2113[,host:port…][?tls=true|false]",
+                redact_credentials(url, e.message()),
+                e.error().map(|p| format!(": {p}")).unwrap_or_default()
+            ))
         })?;
-        let client = esdb::Client::new(settings)
-            .map_err(|e| StoreError::Unavailable(format!("EventStoreDB client: {e:#}")))?;
+        let client = esdb::Client::new(settings).map_err(|e| {
+            StoreError::Refused(format!(
+                "EventStoreDB client: {}",
+                redact_credentials(url, &format!("{e:#}"))
+            ))
+        })?;
         Ok(Self { client })
     }
 
@@ -291,6 +402,50 @@ impl EsdbStore {
         .await
         .map_err(|e| store_error(Some(stream), e))
     }
+
+    /// `result` with a real log position: when the server gave none (a
+    /// resend it recognised) or a placeholder (an event read from a
+    /// stream), the position of the append's last event is read from
+    /// `$all`.
+    async fn with_position(
+        &self,
+        stream: &StreamName,
+        mut result: AppendResult,
+        last: Uuid,
+    ) -> Result<AppendResult, StoreError> {
+        if known_position(to_esdb_position(result.position)).is_none() {
+            result.position = self.locate(stream, last).await?;
+        }
+        Ok(result)
+    }
+
+    /// Where event `id` of `stream` sits in `$all`, among the stream's
+    /// last [`LOCATE_WINDOW`] events.
+    async fn locate(&self, stream: &StreamName, id: Uuid) -> Result<Position, StoreError> {
+        let options = esdb::ReadAllOptions::default()
+            .backwards()
+            .position(esdb::StreamPosition::End)
+            .filter(esdb::SubscriptionFilter::on_stream_name().regex(exact_stream_regex(stream)))
+            .max_count(LOCATE_WINDOW);
+        let found = self
+            .retry("read $all", || async {
+                let mut read = self.client.read_all(&options).await?;
+                while let Some(e) = read.next().await? {
+                    let r = e.get_original_event();
+                    if r.id == id {
+                        return Ok(known_position(r.position));
+                    }
+                }
+                Ok(None)
+            })
+            .await
+            .map_err(|e| store_error(Some(stream), e))?;
+        found.ok_or_else(|| {
+            StoreError::Unavailable(format!(
+                "EventStoreDB did not say where an append to {stream} landed, and its event {id} is not among the stream's last {LOCATE_WINDOW} in $all"
+            ))
+        })
+    }
 }
 
 #[async_trait]
@@ -301,6 +456,7 @@ impl EventStore for EsdbStore {
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
+        let last = events.last().map(|e| e.id);
         for _ in 0..ATTEMPTS {
             let head = self.head(stream).await?;
             // Our own ids at the stream's tail: a retried append.
@@ -329,7 +485,13 @@ impl EventStore for EsdbStore {
                 &mut positions,
                 Utc::now(),
             )? {
-                Plan::Duplicate(result) => return Ok(result),
+                Plan::Duplicate(result) => {
+                    // `plan` refuses an empty append, so there is a last id.
+                    return match last {
+                        Some(id) => self.with_position(stream, result, id).await,
+                        None => Ok(result),
+                    };
+                }
                 Plan::Write(records) => records,
             };
             // The chain was computed from this head: only this head may be
@@ -340,25 +502,22 @@ impl EventStore for EsdbStore {
             };
             match self.write(stream, state, &records).await {
                 Ok(w) => {
-                    return Ok(AppendResult {
+                    let result = AppendResult {
                         next_expected: Revision(w.next_expected_version),
                         position: from_esdb_position(w.position),
-                    });
+                    };
+                    let last = records.last().map_or(Uuid::nil(), |r| r.id);
+                    return self.with_position(stream, result, last).await;
                 }
-                // Someone wrote between our read and our append. With an
-                // exact expectation that is the caller's conflict; with
-                // `Any` it is ours to retry on the new head.
-                Err(StoreError::Conflict { actual, .. })
-                    if matches!(expected, ExpectedRevision::Any) =>
-                {
-                    tracing::debug!(%stream, ?actual, "lost an append race; retrying");
-                }
+                // The stream moved between our read and our append: someone
+                // else wrote, or an earlier try of this very append went
+                // through before its answer was lost. Read the head again:
+                // `plan` then finds our ids (a resend: the original
+                // result), holds the caller's expectation against the new
+                // head (their conflict, with the right revisions), or with
+                // `Any` chains onto it.
                 Err(StoreError::Conflict { actual, .. }) => {
-                    return Err(StoreError::Conflict {
-                        stream: stream.clone(),
-                        expected,
-                        actual,
-                    });
+                    tracing::debug!(%stream, ?actual, "the stream moved under an append; reading it again");
                 }
                 Err(e) => return Err(e),
             }
@@ -386,28 +545,44 @@ impl EventStore for EsdbStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let options = esdb::ReadAllOptions::default()
-            .forwards()
-            .position(after.map_or(esdb::StreamPosition::Start, |p| {
-                esdb::StreamPosition::Position(to_esdb_position(p))
-            }))
-            .filter(esdb::SubscriptionFilter::on_stream_name().regex("^[^$]"))
-            // One more than asked: the read starts *at* `after`.
-            .max_count(max + 1);
+        // One more than asked: a read starts *at* its position.
+        let window = max + 1;
         self.retry("read $all", || async {
-            let mut read = self.client.read_all(&options).await?;
             let mut out = Vec::new();
-            while let Some(e) = read.next().await? {
-                if let Some(r) = from_resolved(&e)
-                    && after.is_none_or(|a| r.position > a)
-                {
-                    out.push(r);
-                    if out.len() == max {
-                        break;
+            let mut from = after;
+            // The server's filter lets through events of non-system streams
+            // that are not ours (another application's, link events): a
+            // window of only those is not the end of the log, so read on
+            // until `max` of ours or the server has no more.
+            loop {
+                let options = esdb::ReadAllOptions::default()
+                    .forwards()
+                    .position(from.map_or(esdb::StreamPosition::Start, |p| {
+                        esdb::StreamPosition::Position(to_esdb_position(p))
+                    }))
+                    .filter(esdb::SubscriptionFilter::on_stream_name().regex("^[^$]"))
+                    .max_count(window);
+                let mut read = self.client.read_all(&options).await?;
+                let (mut seen, mut last) = (0, from);
+                while let Some(e) = read.next().await? {
+                    seen += 1;
+                    let at = from_esdb_position(e.get_original_event().position);
+                    if from.is_some_and(|f| at <= f) {
+                        continue;
+                    }
+                    last = Some(at);
+                    if let Some(r) = from_resolved(&e) {
+                        out.push(r);
+                        if out.len() == max {
+                            return Ok(out);
+                        }
                     }
                 }
+                if seen < window || last <= from {
+                    return Ok(out);
+                }
+                from = last;
             }
-            Ok(out)
         })
         .await
         .map_err(|e| store_error(None, e))
@@ -427,7 +602,14 @@ impl EventStore for EsdbStore {
                     .filter(esdb::SubscriptionFilter::on_stream_name().regex("^[^$]"));
                 let mut sub = client.subscribe_to_all(&options).await;
                 loop {
-                    match sub.next().await {
+                    // A dropped subscriber ends the task at once, also
+                    // while the feed is quiet or the server unreachable.
+                    let next = tokio::select! {
+                        biased;
+                        () = tx.closed() => return,
+                        next = sub.next() => next,
+                    };
+                    match next {
                         Ok(e) => {
                             wait = Duration::from_millis(100);
                             if let Some(r) = from_resolved(&e)
@@ -442,7 +624,10 @@ impl EventStore for EsdbStore {
                         Err(e) if transient(&e) => {
                             // Resume from the last delivered position.
                             tracing::warn!(error = %e, "EventStoreDB subscription dropped; resuming");
-                            tokio::time::sleep(wait).await;
+                            tokio::select! {
+                                () = tx.closed() => return,
+                                () = tokio::time::sleep(wait) => {}
+                            }
                             wait = (wait * 2).min(Duration::from_secs(5));
                             break;
                         }
@@ -458,19 +643,36 @@ impl EventStore for EsdbStore {
     }
 
     async fn head_position(&self) -> Result<Option<Position>, StoreError> {
-        let options = esdb::ReadAllOptions::default()
-            .backwards()
-            .position(esdb::StreamPosition::End)
-            .filter(esdb::SubscriptionFilter::on_stream_name().regex("^[^$]"))
-            .max_count(16);
         self.retry("read $all", || async {
-            let mut read = self.client.read_all(&options).await?;
-            while let Some(e) = read.next().await? {
-                if let Some(r) = from_resolved(&e) {
-                    return Ok(Some(r.position));
+            // Backwards page by page: the newest events may be another
+            // application's, not ours.
+            let mut before: Option<Position> = None;
+            loop {
+                let options = esdb::ReadAllOptions::default()
+                    .backwards()
+                    .position(before.map_or(esdb::StreamPosition::End, |p| {
+                        esdb::StreamPosition::Position(to_esdb_position(p))
+                    }))
+                    .filter(esdb::SubscriptionFilter::on_stream_name().regex("^[^$]"))
+                    .max_count(HEAD_WINDOW);
+                let mut read = self.client.read_all(&options).await?;
+                let (mut seen, mut oldest) = (0, before);
+                while let Some(e) = read.next().await? {
+                    seen += 1;
+                    let at = from_esdb_position(e.get_original_event().position);
+                    if before.is_some_and(|b| at >= b) {
+                        continue;
+                    }
+                    oldest = Some(at);
+                    if let Some(r) = from_resolved(&e) {
+                        return Ok(Some(r.position));
+                    }
                 }
+                if seen < HEAD_WINDOW || oldest == before {
+                    return Ok(None);
+                }
+                before = oldest;
             }
-            Ok(None)
         })
         .await
         .map_err(|e| store_error(None, e))
@@ -478,14 +680,18 @@ impl EventStore for EsdbStore {
 
     async fn import(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
         for (stream, run) in stream_runs(events) {
-            let head = self.head(&stream).await?;
-            let mut positions = 0;
-            let records = plan_import(&stream, run, head, &mut positions)?;
-            let state = match head {
-                Some(h) => esdb::StreamState::StreamRevision(h.last.0),
-                None => esdb::StreamState::NoStream,
-            };
-            self.write(&stream, state, &records).await?;
+            // In parts the server's append size limit lets through, each
+            // chained onto the part before.
+            for part in parts_by_bytes(run, IMPORT_PART_BYTES) {
+                let head = self.head(&stream).await?;
+                let mut positions = 0;
+                let records = plan_import(&stream, part, head, &mut positions)?;
+                let state = match head {
+                    Some(h) => esdb::StreamState::StreamRevision(h.last.0),
+                    None => esdb::StreamState::NoStream,
+                };
+                self.write(&stream, state, &records).await?;
+            }
         }
         Ok(())
     }
@@ -609,5 +815,116 @@ mod tests {
     fn a_bad_url_is_a_clear_error() {
         let err = EsdbStore::connect("http://nope").err().unwrap();
         assert!(err.to_string().contains("URL"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_never_shows_its_password() {
+        for url in [
+            "esdb://admin:s3cret-pw@host:99999",
+            "esdb://admin:s3cret-pw@a:99999,b:2113",
+            "http://admin:s3cret-pw@host:2113",
+            "esdb://admin:s3cret-pw@host:2113?nodePreference=sometimes",
+        ] {
+            let err = EsdbStore::connect(url).err().expect(url).to_string();
+            assert!(!err.contains("s3cret"), "{url}: {err}");
+            assert!(err.contains("URL"), "{url}: {err}");
+        }
+        assert_eq!(
+            redact_credentials("esdb://u:pw123@h:1", "bad 'esdb://u:pw123@h:1' and pw123"),
+            "bad 'esdb://***@h:1' and ***"
+        );
+        assert_eq!(redact_credentials("esdb://h:1", "as is"), "as is");
+    }
+
+    #[test]
+    fn placeholder_positions_are_unknown() {
+        let p = |commit, prepare| esdb::Position { commit, prepare };
+        assert_eq!(
+            known_position(p(0, 0)),
+            None,
+            "an append answered without one"
+        );
+        assert_eq!(
+            known_position(p(u64::MAX, u64::MAX)),
+            None,
+            "a stream read's"
+        );
+        assert_eq!(known_position(p(u64::MAX, 7)), None);
+        assert_eq!(
+            known_position(p(1_000, 990)),
+            Some(Position {
+                commit: 1_000,
+                prepare: 990
+            })
+        );
+    }
+
+    #[test]
+    fn a_stream_regex_matches_that_stream_only() {
+        let s = StreamName::new("call-0190.a+b").unwrap();
+        assert_eq!(exact_stream_regex(&s), "^call\\-0190\\.a\\+b$");
+        let plain = StreamName::new("staff-anna").unwrap();
+        assert_eq!(exact_stream_regex(&plain), "^staff\\-anna$");
+    }
+
+    #[tokio::test]
+    async fn an_import_goes_in_parts_under_the_servers_limit() {
+        let store = MemoryStore::new();
+        let s = StreamName::new("call-1").unwrap();
+        store
+            .append(
+                &s,
+                ExpectedRevision::NoStream,
+                crate::conformance::events(10),
+            )
+            .await
+            .unwrap();
+        let run = store.read_all(None, 100).await.unwrap();
+        let one = run[0].payload.len() + run[0].metadata.actor.len() + 300;
+        let parts = parts_by_bytes(run.clone(), one * 3);
+        assert_eq!(
+            parts.iter().map(Vec::len).collect::<Vec<_>>(),
+            [3, 3, 3, 1],
+            "in order, none over the budget"
+        );
+        assert_eq!(parts.concat(), run, "nothing lost, nothing reordered");
+        // An event bigger than the budget goes alone.
+        let parts = parts_by_bytes(run.clone(), 1);
+        assert_eq!(parts.len(), run.len());
+    }
+
+    #[test]
+    fn only_what_a_retry_may_cure_is_unavailable() {
+        let s = StreamName::new("call-1").unwrap();
+        let too_large = store_error(
+            Some(&s),
+            esdb::Error::Grpc {
+                code: tonic::Code::InvalidArgument,
+                message: "Maximum Append Size of 1048576 Exceeded.".into(),
+            },
+        );
+        assert!(matches!(too_large, StoreError::TooLarge(_)), "{too_large}");
+        for (e, what) in [
+            (esdb::Error::AccessDenied, "credentials"),
+            (esdb::Error::ResourceDeleted, "deleted"),
+            (esdb::Error::UnsupportedFeature, "does not support"),
+            (
+                esdb::Error::Grpc {
+                    code: tonic::Code::FailedPrecondition,
+                    message: "no".into(),
+                },
+                "no",
+            ),
+        ] {
+            let err = store_error(Some(&s), e);
+            assert!(matches!(err, StoreError::Refused(_)), "{err}");
+            assert!(err.to_string().contains(what), "{err}");
+        }
+        for e in [
+            esdb::Error::DeadlineExceeded,
+            esdb::Error::ServerError("leader lost".into()),
+        ] {
+            assert!(matches!(store_error(None, e), StoreError::Unavailable(_)));
+        }
     }
 }
