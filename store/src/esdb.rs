@@ -373,15 +373,34 @@ impl EsdbStore {
         }
     }
 
+    /// The stream's last event, which must be ours: another
+    /// application's event there (no callvault metadata) cannot be chained
+    /// onto, and skipping it would only make every append conflict.
     async fn head(&self, stream: &StreamName) -> Result<Option<Head>, StoreError> {
-        Ok(self
-            .read_stream_raw(stream, StreamFrom::End, Direction::Backwards, 1)
-            .await?
-            .first()
-            .map(|e| Head {
+        let options = esdb::ReadStreamOptions::default()
+            .position(esdb::StreamPosition::End)
+            .backwards()
+            .max_count(1);
+        let last = self
+            .retry("read", || async {
+                let mut read = self.client.read_stream(stream.as_str(), &options).await?;
+                Ok(read
+                    .next()
+                    .await?
+                    .map(|e| (from_resolved(&e), e.get_original_event().revision)))
+            })
+            .await;
+        match last {
+            Ok(None) | Err(esdb::Error::ResourceNotFound) => Ok(None),
+            Ok(Some((Some(e), _))) => Ok(Some(Head {
                 last: e.revision,
                 hash: e.metadata.hash,
-            }))
+            })),
+            Ok(Some((None, revision))) => Err(StoreError::Corrupt(format!(
+                "the last event of {stream} (revision {revision}) is not callvault's (no callvault metadata): another application writes to this stream"
+            ))),
+            Err(e) => Err(store_error(Some(stream), e)),
+        }
     }
 
     async fn write(
