@@ -422,6 +422,61 @@ impl EsdbStore {
         .map_err(|e| store_error(Some(stream), e))
     }
 
+    /// Up to `want` of our events from `$all`, after `from` (before it,
+    /// backwards), read in pages of `page`: the server's stream-name
+    /// filter lets through events of non-system streams that are not ours
+    /// (another application's, link events), so a page of only those is
+    /// not the end of the log.
+    async fn ours_in_all(
+        &self,
+        forwards: bool,
+        mut from: Option<Position>,
+        page: usize,
+        want: usize,
+    ) -> Result<Vec<RecordedEvent>, esdb::Error> {
+        let mut out = Vec::new();
+        loop {
+            let start = from.map_or(
+                if forwards {
+                    esdb::StreamPosition::Start
+                } else {
+                    esdb::StreamPosition::End
+                },
+                |p| esdb::StreamPosition::Position(to_esdb_position(p)),
+            );
+            let options = esdb::ReadAllOptions::default()
+                .position(start)
+                .filter(esdb::SubscriptionFilter::on_stream_name().regex("^[^$]"))
+                .max_count(page);
+            let options = if forwards {
+                options.forwards()
+            } else {
+                options.backwards()
+            };
+            let mut read = self.client.read_all(&options).await?;
+            let (mut seen, mut reached) = (0, from);
+            while let Some(e) = read.next().await? {
+                seen += 1;
+                let at = from_esdb_position(e.get_original_event().position);
+                // A read may start at its position: that event was had.
+                if from.is_some_and(|f| if forwards { at <= f } else { at >= f }) {
+                    continue;
+                }
+                reached = Some(at);
+                if let Some(r) = from_resolved(&e) {
+                    out.push(r);
+                    if out.len() == want {
+                        return Ok(out);
+                    }
+                }
+            }
+            if seen < page || reached == from {
+                return Ok(out);
+            }
+            from = reached;
+        }
+    }
+
     /// `result` with a real log position: when the server gave none (a
     /// resend it recognised) or a placeholder (an event read from a
     /// stream), the position of the append's last event is read from
@@ -565,46 +620,9 @@ impl EventStore for EsdbStore {
             return Ok(Vec::new());
         }
         // One more than asked: a read starts *at* its position.
-        let window = max + 1;
-        self.retry("read $all", || async {
-            let mut out = Vec::new();
-            let mut from = after;
-            // The server's filter lets through events of non-system streams
-            // that are not ours (another application's, link events): a
-            // window of only those is not the end of the log, so read on
-            // until `max` of ours or the server has no more.
-            loop {
-                let options = esdb::ReadAllOptions::default()
-                    .forwards()
-                    .position(from.map_or(esdb::StreamPosition::Start, |p| {
-                        esdb::StreamPosition::Position(to_esdb_position(p))
-                    }))
-                    .filter(esdb::SubscriptionFilter::on_stream_name().regex("^[^$]"))
-                    .max_count(window);
-                let mut read = self.client.read_all(&options).await?;
-                let (mut seen, mut last) = (0, from);
-                while let Some(e) = read.next().await? {
-                    seen += 1;
-                    let at = from_esdb_position(e.get_original_event().position);
-                    if from.is_some_and(|f| at <= f) {
-                        continue;
-                    }
-                    last = Some(at);
-                    if let Some(r) = from_resolved(&e) {
-                        out.push(r);
-                        if out.len() == max {
-                            return Ok(out);
-                        }
-                    }
-                }
-                if seen < window || last <= from {
-                    return Ok(out);
-                }
-                from = last;
-            }
-        })
-        .await
-        .map_err(|e| store_error(None, e))
+        self.retry("read $all", || self.ours_in_all(true, after, max + 1, max))
+            .await
+            .map_err(|e| store_error(None, e))
     }
 
     async fn subscribe_all(&self, after: Option<Position>) -> Result<Subscription, StoreError> {
@@ -662,36 +680,10 @@ impl EventStore for EsdbStore {
     }
 
     async fn head_position(&self) -> Result<Option<Position>, StoreError> {
+        // The newest events may be another application's, not ours.
         self.retry("read $all", || async {
-            // Backwards page by page: the newest events may be another
-            // application's, not ours.
-            let mut before: Option<Position> = None;
-            loop {
-                let options = esdb::ReadAllOptions::default()
-                    .backwards()
-                    .position(before.map_or(esdb::StreamPosition::End, |p| {
-                        esdb::StreamPosition::Position(to_esdb_position(p))
-                    }))
-                    .filter(esdb::SubscriptionFilter::on_stream_name().regex("^[^$]"))
-                    .max_count(HEAD_WINDOW);
-                let mut read = self.client.read_all(&options).await?;
-                let (mut seen, mut oldest) = (0, before);
-                while let Some(e) = read.next().await? {
-                    seen += 1;
-                    let at = from_esdb_position(e.get_original_event().position);
-                    if before.is_some_and(|b| at >= b) {
-                        continue;
-                    }
-                    oldest = Some(at);
-                    if let Some(r) = from_resolved(&e) {
-                        return Ok(Some(r.position));
-                    }
-                }
-                if seen < HEAD_WINDOW || oldest == before {
-                    return Ok(None);
-                }
-                before = oldest;
-            }
+            let newest = self.ours_in_all(false, None, HEAD_WINDOW, 1).await?;
+            Ok(newest.first().map(|e| e.position))
         })
         .await
         .map_err(|e| store_error(None, e))
