@@ -713,18 +713,23 @@ mod tests {
     use super::*;
     use crate::memory::MemoryStore;
 
-    async fn sample() -> Vec<RecordedEvent> {
+    /// `n` stored events of one stream.
+    async fn sample_of(n: u32) -> Vec<RecordedEvent> {
         let store = MemoryStore::new();
         let s = StreamName::new("call-1").unwrap();
         store
             .append(
                 &s,
                 ExpectedRevision::NoStream,
-                crate::conformance::events(2),
+                crate::conformance::events(n),
             )
             .await
             .unwrap();
-        store.read_all(None, 10).await.unwrap()
+        store.read_all(None, 100).await.unwrap()
+    }
+
+    async fn sample() -> Vec<RecordedEvent> {
+        sample_of(2).await
     }
 
     #[tokio::test]
@@ -880,17 +885,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_import_goes_in_parts_under_the_servers_limit() {
-        let store = MemoryStore::new();
-        let s = StreamName::new("call-1").unwrap();
-        store
-            .append(
-                &s,
-                ExpectedRevision::NoStream,
-                crate::conformance::events(10),
-            )
-            .await
-            .unwrap();
-        let run = store.read_all(None, 100).await.unwrap();
+        let run = sample_of(10).await;
         let one = run[0].payload.len() + run[0].metadata.actor.len() + 300;
         let parts = parts_by_bytes(run.clone(), one * 3);
         assert_eq!(
