@@ -235,7 +235,8 @@ pub enum Direction {
 
 /// What can go wrong with the event log. Each variant says what the caller
 /// should do: `Conflict` and `InvalidStreamName` reject the command,
-/// `Unavailable` may be retried, `Corrupt` and `Io` are for the operator.
+/// `Unavailable` may be retried, `Refused`, `Corrupt` and `Io` are for the
+/// operator.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("stream `{stream}` was expected at {expected} but is at {}", display_actual(.actual))]

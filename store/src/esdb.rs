@@ -51,8 +51,10 @@ const LOCATE_WINDOW: usize = 1000;
 /// the server's default `MaxAppendSize` (1 MiB), which refuses bigger
 /// appends whole.
 const IMPORT_PART_BYTES: usize = 512 * 1024;
-/// Events per page when looking backwards through `$all` for our newest.
-const HEAD_WINDOW: usize = 64;
+/// Events per page when looking backwards through `$all` for our newest,
+/// and how many pages at most (a cluster shared with a busy application).
+const HEAD_WINDOW: usize = 256;
+const HEAD_PAGES: usize = 64;
 
 /// Our metadata, as the event's custom metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,11 +114,13 @@ pub fn known_position(p: esdb::Position) -> Option<Position> {
 }
 
 /// A regular expression (the server's .NET flavour) matching exactly the
-/// name `stream`: ASCII punctuation and spaces escaped.
+/// name `stream`: its metacharacters escaped as .NET's `Regex.Escape`
+/// does — and nothing else, since .NET refuses a backslash before a word
+/// character such as `_`.
 pub fn exact_stream_regex(stream: &StreamName) -> String {
     let mut out = String::from("^");
     for c in stream.as_str().chars() {
-        if c.is_ascii_punctuation() || c == ' ' {
+        if "\\*+?|{}[]()^$.# ".contains(c) {
             out.push('\\');
         }
         out.push(c);
@@ -128,11 +132,18 @@ pub fn exact_stream_regex(stream: &StreamName) -> String {
 /// `text` with the connection string's `user:password` (and the password
 /// alone) replaced: the client quotes the whole string in some errors.
 pub fn redact_credentials(url: &str, text: &str) -> String {
-    let userinfo = url.find("://").and_then(|i| {
-        let authority = url[i + 3..].split(['/', '?']).next()?;
-        let at = authority.rfind('@')?;
-        Some(&authority[..at]).filter(|u| !u.is_empty())
-    });
+    // After the scheme (`esdb://`, or a mistyped `esdb:/`), up to the last
+    // `@` before the query: a password may hold `/`, `@` or `?`-free text.
+    let userinfo = url
+        .find("://")
+        .map(|i| i + 3)
+        .or_else(|| url.find(':').map(|i| i + 1))
+        .and_then(|start| {
+            let rest = &url[start..];
+            let upto = rest.find('?').unwrap_or(rest.len());
+            let at = rest[..upto].rfind('@')?;
+            Some(rest[..at].trim_start_matches('/')).filter(|u| !u.is_empty())
+        });
     let Some(userinfo) = userinfo else {
         return text.to_owned();
     };
@@ -284,6 +295,14 @@ pub fn store_error(stream: Option<&StreamName>, e: esdb::Error) -> StoreError {
                 .into(),
         ),
         other if transient(&other) => StoreError::Unavailable(format!("EventStoreDB: {other}")),
+        // A server shutting down, an aborted or throttled call: worth
+        // trying again later, though not retried here.
+        esdb::Error::Grpc {
+            code: tonic::Code::Cancelled | tonic::Code::Aborted | tonic::Code::ResourceExhausted,
+            message,
+        } => {
+            StoreError::Unavailable(format!("EventStoreDB: {message}"))
+        }
         other => StoreError::Refused(format!("EventStoreDB: {other}")),
     }
 }
@@ -427,15 +446,16 @@ impl EsdbStore {
     /// filter lets through events of non-system streams that are not ours
     /// (another application's, link events), so a page of only those is
     /// not the end of the log.
+    /// Reads at most `pages` pages; says whether it reached the log's end.
     async fn ours_in_all(
         &self,
         forwards: bool,
         mut from: Option<Position>,
-        page: usize,
+        (page, pages): (usize, usize),
         want: usize,
-    ) -> Result<Vec<RecordedEvent>, esdb::Error> {
+    ) -> Result<(Vec<RecordedEvent>, bool), esdb::Error> {
         let mut out = Vec::new();
-        loop {
+        for _ in 0..pages {
             let start = from.map_or(
                 if forwards {
                     esdb::StreamPosition::Start
@@ -466,21 +486,21 @@ impl EsdbStore {
                 if let Some(r) = from_resolved(&e) {
                     out.push(r);
                     if out.len() == want {
-                        return Ok(out);
+                        return Ok((out, false));
                     }
                 }
             }
             if seen < page || reached == from {
-                return Ok(out);
+                return Ok((out, true));
             }
             from = reached;
         }
+        Ok((out, false))
     }
 
     /// `result` with a real log position: when the server gave none (a
     /// resend it recognised) or a placeholder (an event read from a
-    /// stream), the position of the append's last event is read from
-    /// `$all`.
+    /// stream), it is read back (see [`Self::locate`]).
     async fn with_position(
         &self,
         stream: &StreamName,
@@ -488,14 +508,40 @@ impl EsdbStore {
         last: Uuid,
     ) -> Result<AppendResult, StoreError> {
         if known_position(to_esdb_position(result.position)).is_none() {
-            result.position = self.locate(stream, last).await?;
+            result.position = self.locate(stream, result.next_expected, last).await?;
         }
         Ok(result)
     }
 
-    /// Where event `id` of `stream` sits in `$all`, among the stream's
-    /// last [`LOCATE_WINDOW`] events.
-    async fn locate(&self, stream: &StreamName, id: Uuid) -> Result<Position, StoreError> {
+    /// Where the append whose last event is `id`, at `revision`, landed:
+    /// that event read back from the stream; or found in `$all` among the
+    /// stream's last [`LOCATE_WINDOW`] events, when the server gives stream
+    /// reads no position; or at the least the log's head now, which is at
+    /// or after it — the events are stored, so the append must not be
+    /// reported failed (a caller would write them again), and a caller
+    /// waiting for read models to reach this position waits at most a
+    /// little longer.
+    async fn locate(
+        &self,
+        stream: &StreamName,
+        revision: Revision,
+        id: Uuid,
+    ) -> Result<Position, StoreError> {
+        let read = self
+            .read_stream_raw(
+                stream,
+                StreamFrom::Revision(revision),
+                Direction::Forwards,
+                1,
+            )
+            .await?;
+        if let Some(p) = read
+            .first()
+            .filter(|e| e.id == id)
+            .and_then(|e| known_position(to_esdb_position(e.position)))
+        {
+            return Ok(p);
+        }
         let options = esdb::ReadAllOptions::default()
             .backwards()
             .position(esdb::StreamPosition::End)
@@ -512,13 +558,18 @@ impl EsdbStore {
                 }
                 Ok(None)
             })
-            .await
-            .map_err(|e| store_error(Some(stream), e))?;
-        found.ok_or_else(|| {
-            StoreError::Unavailable(format!(
-                "EventStoreDB did not say where an append to {stream} landed, and its event {id} is not among the stream's last {LOCATE_WINDOW} in $all"
-            ))
-        })
+            .await;
+        match found {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) | Err(_) => {
+                tracing::warn!(%stream, %id, "EventStoreDB gave no position for an append; answering with the log's head");
+                self.head_position().await?.ok_or_else(|| {
+                    StoreError::Unavailable(format!(
+                        "EventStoreDB stored an append to {stream} but shows no position for it"
+                    ))
+                })
+            }
+        }
     }
 }
 
@@ -531,6 +582,10 @@ impl EventStore for EsdbStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         let last = events.last().map(|e| e.id);
+        // After a conflict: the head we planned from, and what the server
+        // said the stream was at.
+        let mut refused: Option<(Option<Head>, Option<Revision>)> = None;
+        let mut wait = Duration::from_millis(50);
         for _ in 0..ATTEMPTS {
             let head = self.head(stream).await?;
             // Our own ids at the stream's tail: a retried append.
@@ -568,6 +623,24 @@ impl EventStore for EsdbStore {
                 }
                 Plan::Write(records) => records,
             };
+            // Refused from the same head we read again, and our events are
+            // not there: what we read is not what the server holds (a
+            // follower behind, events cut off by `$maxCount`). A caller's
+            // expectation gets the server's answer; `Any` waits a little
+            // for the reads to catch up.
+            if let Some((planned, actual)) = refused
+                && planned == head
+            {
+                if !matches!(expected, ExpectedRevision::Any) {
+                    return Err(StoreError::Conflict {
+                        stream: stream.clone(),
+                        expected,
+                        actual,
+                    });
+                }
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
             // The chain was computed from this head: only this head may be
             // written after, whatever the caller expected.
             let state = match head {
@@ -592,6 +665,7 @@ impl EventStore for EsdbStore {
                 // `Any` chains onto it.
                 Err(StoreError::Conflict { actual, .. }) => {
                     tracing::debug!(%stream, ?actual, "the stream moved under an append; reading it again");
+                    refused = Some((head, actual));
                 }
                 Err(e) => return Err(e),
             }
@@ -620,9 +694,14 @@ impl EventStore for EsdbStore {
             return Ok(Vec::new());
         }
         // One more than asked: a read starts *at* its position.
-        self.retry("read $all", || self.ours_in_all(true, after, max + 1, max))
-            .await
-            .map_err(|e| store_error(None, e))
+        self.retry("read $all", || async {
+            let (ours, _) = self
+                .ours_in_all(true, after, (max + 1, usize::MAX), max)
+                .await?;
+            Ok(ours)
+        })
+        .await
+        .map_err(|e| store_error(None, e))
     }
 
     async fn subscribe_all(&self, after: Option<Position>) -> Result<Subscription, StoreError> {
@@ -681,27 +760,39 @@ impl EventStore for EsdbStore {
 
     async fn head_position(&self) -> Result<Option<Position>, StoreError> {
         // The newest events may be another application's, not ours.
-        self.retry("read $all", || async {
-            let newest = self.ours_in_all(false, None, HEAD_WINDOW, 1).await?;
-            Ok(newest.first().map(|e| e.position))
-        })
-        .await
-        .map_err(|e| store_error(None, e))
+        let (newest, ended) = self
+            .retry("read $all", || {
+                self.ours_in_all(false, None, (HEAD_WINDOW, HEAD_PAGES), 1)
+            })
+            .await
+            .map_err(|e| store_error(None, e))?;
+        match newest.first() {
+            Some(e) => Ok(Some(e.position)),
+            None if ended => Ok(None),
+            None => Err(StoreError::Refused(format!(
+                "none of the newest {} events in $all is callvault's: the cluster is shared with a busy application; give callvault a cluster of its own",
+                HEAD_WINDOW * HEAD_PAGES
+            ))),
+        }
     }
 
     async fn import(&self, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
         for (stream, run) in stream_runs(events) {
-            // In parts the server's append size limit lets through, each
-            // chained onto the part before.
-            for part in parts_by_bytes(run, IMPORT_PART_BYTES) {
-                let head = self.head(&stream).await?;
-                let mut positions = 0;
-                let records = plan_import(&stream, part, head, &mut positions)?;
-                let state = match head {
-                    Some(h) => esdb::StreamState::StreamRevision(h.last.0),
-                    None => esdb::StreamState::NoStream,
-                };
-                self.write(&stream, state, &records).await?;
+            // The whole run is checked before any of it is written; then
+            // it goes in parts the server's append size limit lets
+            // through, each expecting the part before.
+            let head = self.head(&stream).await?;
+            let mut positions = 0;
+            let records = plan_import(&stream, run, head, &mut positions)?;
+            let mut state = match head {
+                Some(h) => esdb::StreamState::StreamRevision(h.last.0),
+                None => esdb::StreamState::NoStream,
+            };
+            for part in parts_by_bytes(records, IMPORT_PART_BYTES) {
+                self.write(&stream, state, &part).await?;
+                if let Some(last) = part.last() {
+                    state = esdb::StreamState::StreamRevision(last.revision.0);
+                }
             }
         }
         Ok(())
@@ -840,6 +931,8 @@ mod tests {
             "esdb://admin:s3cret-pw@a:99999,b:2113",
             "http://admin:s3cret-pw@host:2113",
             "esdb://admin:s3cret-pw@host:2113?nodePreference=sometimes",
+            "esdb://admin:s3cret/pw@host:99999",
+            "esdb:/admin:s3cret-pw@host:2113",
         ] {
             let err = EsdbStore::connect(url).err().expect(url).to_string();
             assert!(!err.contains("s3cret"), "{url}: {err}");
@@ -878,9 +971,10 @@ mod tests {
     #[test]
     fn a_stream_regex_matches_that_stream_only() {
         let s = StreamName::new("call-0190.a+b").unwrap();
-        assert_eq!(exact_stream_regex(&s), "^call\\-0190\\.a\\+b$");
-        let plain = StreamName::new("staff-anna").unwrap();
-        assert_eq!(exact_stream_regex(&plain), "^staff\\-anna$");
+        assert_eq!(exact_stream_regex(&s), "^call-0190\\.a\\+b$");
+        // .NET refuses a backslash before a word character such as `_`.
+        let plain = StreamName::new("staff-john_doe").unwrap();
+        assert_eq!(exact_stream_regex(&plain), "^staff-john_doe$");
     }
 
     #[tokio::test]
@@ -929,6 +1023,10 @@ mod tests {
         for e in [
             esdb::Error::DeadlineExceeded,
             esdb::Error::ServerError("leader lost".into()),
+            esdb::Error::Grpc {
+                code: tonic::Code::Cancelled,
+                message: "server shutting down".into(),
+            },
         ] {
             assert!(matches!(store_error(None, e), StoreError::Unavailable(_)));
         }
