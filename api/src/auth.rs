@@ -11,7 +11,9 @@
 
 use std::{
     io::Write,
+    num::NonZeroUsize,
     path::{Path, PathBuf},
+    sync::{Mutex, PoisonError},
 };
 
 use callvault_domain::StaffId;
@@ -23,6 +25,10 @@ use crate::{config::AuthConfig, error::AppError};
 
 /// Longest lifetime `token issue` mints.
 pub const MAX_TTL: chrono::Duration = chrono::Duration::days(30);
+
+fn refused(why: &str) -> AppError {
+    AppError::Unauthenticated(format!("bearer token refused: {why}"))
+}
 
 /// The claims callvault reads and writes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -48,6 +54,29 @@ pub struct Authenticator {
     leeway: u64,
     keys: Vec<VerifyKey>,
     hs256_secret: Option<Zeroizing<Vec<u8>>>,
+    /// Tokens verified before, by their SHA-256 (the tokens themselves are
+    /// not kept): a client sends the same token with every request, and
+    /// decoding and checking it again was ~3 % of a lookup's CPU
+    /// (BENCHMARKS.md). A token found here still has its `exp` and `nbf`
+    /// checked against the clock.
+    verified: Mutex<lru::LruCache<[u8; 32], Verified>>,
+}
+
+/// What a verified token said.
+#[derive(Clone)]
+struct Verified {
+    staff: StaffId,
+    exp: i64,
+    nbf: i64,
+}
+
+/// Verified tokens kept (least recently used dropped first).
+const VERIFIED_KEPT: usize = 4096;
+
+fn verified_cache() -> Mutex<lru::LruCache<[u8; 32], Verified>> {
+    Mutex::new(lru::LruCache::new(
+        NonZeroUsize::new(VERIFIED_KEPT).unwrap_or(NonZeroUsize::MIN),
+    ))
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -168,6 +197,7 @@ impl Authenticator {
             leeway: config.leeway_seconds,
             keys,
             hs256_secret,
+            verified: verified_cache(),
         })
     }
 
@@ -184,12 +214,45 @@ impl Authenticator {
                 key: DecodingKey::from_secret(secret).map_err(|e| key_error(path, e))?,
             }],
             hs256_secret: Some(Zeroizing::new(secret.to_vec())),
+            verified: verified_cache(),
         })
     }
 
     /// The staff member a token names, or why it is refused.
     pub fn verify(&self, token: &str) -> Result<StaffId, AppError> {
-        let refuse = |why: &str| AppError::Unauthenticated(format!("bearer token refused: {why}"));
+        self.verify_at(token, chrono::Utc::now().timestamp())
+    }
+
+    /// [`Self::verify`] at `now` (seconds since the epoch) for a token
+    /// verified before; a token seen for the first time is checked against
+    /// the system clock, as its library does.
+    fn verify_at(&self, token: &str, now: i64) -> Result<StaffId, AppError> {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut id = [0u8; 32];
+        id.copy_from_slice(digest.as_ref());
+        let lock = || self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = lock().get(&id).cloned();
+        if let Some(v) = known {
+            let leeway = i64::try_from(self.leeway).unwrap_or(i64::MAX);
+            return if v.exp < now.saturating_sub(leeway) {
+                lock().pop(&id);
+                Err(refused("it has expired"))
+            } else if v.nbf > now.saturating_add(leeway) {
+                Err(refused("it is not valid yet"))
+            } else {
+                Ok(v.staff)
+            };
+        }
+        let v = self.verify_fully(token)?;
+        let staff = v.staff.clone();
+        let dropped = lock().push(id, v);
+        drop(dropped);
+        Ok(staff)
+    }
+
+    /// Every check of a token, by its library.
+    fn verify_fully(&self, token: &str) -> Result<Verified, AppError> {
+        let refuse = |why: &str| refused(why);
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| refuse("it is not a JWT (header.payload.signature)"))?;
         let candidates: Vec<&VerifyKey> = self
@@ -222,8 +285,13 @@ impl Authenticator {
         for key in candidates {
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
                 Ok(data) => {
-                    return StaffId::parse(&data.claims.sub)
-                        .map_err(|_| refuse("its subject is not a staff id"));
+                    let staff = StaffId::parse(&data.claims.sub)
+                        .map_err(|_| refuse("its subject is not a staff id"))?;
+                    return Ok(Verified {
+                        staff,
+                        exp: data.claims.exp,
+                        nbf: data.claims.nbf,
+                    });
                 }
                 Err(e) => last = Some(e),
             }
@@ -365,6 +433,40 @@ mod tests {
                 .to_string()
                 .contains("not a JWT")
         );
+    }
+
+    #[test]
+    fn a_token_verified_before_still_expires_and_a_changed_one_is_checked_again() {
+        let a = auth();
+        let anna = StaffId::parse("anna.agent").unwrap();
+        let now = chrono::Utc::now();
+        let token = a.issue(&anna, now, chrono::Duration::hours(1)).unwrap();
+        let t = now.timestamp();
+        assert_eq!(a.verify_at(&token, t).unwrap(), anna);
+        assert_eq!(
+            a.verify_at(&token, t).unwrap(),
+            anna,
+            "from the kept answer"
+        );
+        // Past its expiry plus the leeway (30 s), the kept answer is not
+        // used: the token is refused as expired, and forgotten.
+        let err = a.verify_at(&token, t + 3600 + 31).unwrap_err().to_string();
+        assert!(err.contains("expired"), "{err}");
+        // Within the leeway it still passes (as the library would judge).
+        let fresh = a.issue(&anna, now, chrono::Duration::hours(1)).unwrap();
+        a.verify_at(&fresh, t).unwrap();
+        assert_eq!(a.verify_at(&fresh, t + 3600 + 29).unwrap(), anna);
+        // Before its `nbf` (minus the leeway): refused.
+        let err = a.verify_at(&fresh, t - 31).unwrap_err().to_string();
+        assert!(err.contains("not valid yet"), "{err}");
+        // A token altered by one character is a different token: checked
+        // in full, and refused.
+        let mut altered = fresh.clone().into_bytes();
+        let last = altered.len() - 2;
+        altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(altered).unwrap();
+        let err = a.verify_at(&altered, t).unwrap_err().to_string();
+        assert!(err.contains("signature"), "{err}");
     }
 
     #[test]
