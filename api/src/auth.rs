@@ -452,13 +452,19 @@ mod tests {
         // used: the token is refused as expired, and forgotten.
         let err = a.verify_at(&token, t + 3600 + 31).unwrap_err().to_string();
         assert!(err.contains("expired"), "{err}");
-        // Within the leeway it still passes (as the library would judge).
-        let fresh = a.issue(&anna, now, chrono::Duration::hours(1)).unwrap();
-        a.verify_at(&fresh, t).unwrap();
-        assert_eq!(a.verify_at(&fresh, t + 3600 + 29).unwrap(), anna);
-        // Before its `nbf` (minus the leeway): refused.
-        let err = a.verify_at(&fresh, t - 31).unwrap_err().to_string();
+        // Within the leeway it still passes, up to and including its last
+        // second (as the library judges). The same claims make the same
+        // token: it is verified in full again, and kept again.
+        let again = a.issue(&anna, now, chrono::Duration::hours(1)).unwrap();
+        assert_eq!(again, token);
+        a.verify_at(&again, t).unwrap();
+        assert_eq!(a.verify_at(&again, t + 3600 + 29).unwrap(), anna);
+        assert_eq!(a.verify_at(&again, t + 3600 + 30).unwrap(), anna);
+        // Before its `nbf` (minus the leeway): refused; at the edge, not.
+        assert_eq!(a.verify_at(&again, t - 30).unwrap(), anna);
+        let err = a.verify_at(&again, t - 31).unwrap_err().to_string();
         assert!(err.contains("not valid yet"), "{err}");
+        let fresh = again;
         // A token altered by one character is a different token: checked
         // in full, and refused.
         let mut altered = fresh.clone().into_bytes();
