@@ -120,6 +120,50 @@ fn sled_config(dir: &Path, segment_size: usize) -> sled::Config {
         .flush_every_ms(None)
 }
 
+/// Folders whose log this process has opened, with how many of its stores
+/// hold each open now. A refused file lock on a folder we opened and hold
+/// no more is our own previous store letting go: its last sled I/O thread
+/// keeps the file for a moment after the drop.
+static OPENED_HERE: std::sync::Mutex<std::collections::BTreeMap<PathBuf, usize>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn opened_here() -> std::sync::MutexGuard<'static, std::collections::BTreeMap<PathBuf, usize>> {
+    OPENED_HERE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn folder_key(dir: &Path) -> PathBuf {
+    dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// Opens sled; when its file lock is refused for a folder this process had
+/// open and has closed, waits for the previous holder to let go (up to
+/// 2 s). A lock held by another process (a running `serve`), or by a store
+/// of this process still open, is reported at once.
+fn open_waiting_for_ourselves(dir: &Path, segment_size: usize) -> sled::Result<sled::Db> {
+    let key = folder_key(dir);
+    let closed_here = || opened_here().get(&key) == Some(&0);
+    let mut tries = 0;
+    loop {
+        match sled_config(dir, segment_size).open() {
+            Ok(db) => {
+                opened_here().entry(key).or_insert(0);
+                return Ok(db);
+            }
+            Err(sled::Error::Io(e))
+                if tries < 40
+                    && e.to_string().contains("could not acquire lock")
+                    && closed_here() =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Opens sled. sled 0.34 can leave a torn snapshot when killed while
 /// writing one, and then refuses to open (`Corruption { at: None }`,
 /// spacejam/sled#1527). A snapshot is derived from sled's own log, so a
@@ -139,7 +183,7 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
             )));
         }
     };
-    match sled_config(dir, segment_size).open() {
+    match open_waiting_for_ourselves(dir, segment_size) {
         Ok(db) => Ok(db),
         Err(sled::Error::Corruption { at: None, .. }) => {
             let aside = dir.join("damaged-snapshots");
@@ -231,6 +275,14 @@ fn segment_of(
         .map(|at| u64_of(&key[at..]))
         .ok_or_else(|| StoreError::Corrupt("a stream index key is too short".into()))??;
     Ok((rev, u64_of(&value)?))
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(open) = opened_here().get_mut(&folder_key(&self.dir)) {
+            *open = open.saturating_sub(1);
+        }
+    }
 }
 
 impl Inner {
@@ -769,6 +821,7 @@ impl SledStore {
             .map_err(io(format!("fsync of {}", dir.display())))?;
 
         let (head, _) = watch::channel(None);
+        *opened_here().entry(folder_key(&dir)).or_insert(0) += 1;
         let inner = Arc::new(Inner {
             dir,
             db,

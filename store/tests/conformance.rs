@@ -70,6 +70,27 @@ async fn a_second_open_of_the_same_folder_is_refused_clearly() {
     assert!(err.to_string().contains("in use"), "{err}");
 }
 
+/// Closing a store and opening its folder again at once works: sled's last
+/// I/O thread may hold the file lock a moment after the drop, and the open
+/// waits for it (a reopen in CI failed with "in use by another process").
+#[tokio::test]
+async fn a_folder_closed_in_this_process_reopens_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = conformance::unique_stream("reopen");
+    for round in 0..30u64 {
+        let store = SledStore::open(dir.path()).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let expected = if round == 0 {
+            ExpectedRevision::NoStream
+        } else {
+            ExpectedRevision::Exact(callvault_store::Revision(round - 1))
+        };
+        store
+            .append(&s, expected, conformance::events(1))
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+}
+
 /// The same suite against a real EventStoreDB / KurrentDB, when one is
 /// reachable at `CALLVAULT_ESDB_URL` (e.g. `esdb://localhost:2113?tls=false`).
 #[tokio::test]
