@@ -252,9 +252,8 @@ impl Authenticator {
 
     /// Every check of a token, by its library.
     fn verify_fully(&self, token: &str) -> Result<Verified, AppError> {
-        let refuse = |why: &str| refused(why);
         let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| refuse("it is not a JWT (header.payload.signature)"))?;
+            .map_err(|_| refused("it is not a JWT (header.payload.signature)"))?;
         let candidates: Vec<&VerifyKey> = self
             .keys
             .iter()
@@ -265,7 +264,7 @@ impl Authenticator {
             })
             .collect();
         if candidates.is_empty() {
-            return Err(refuse(&format!(
+            return Err(refused(&format!(
                 "no configured key verifies {:?} tokens{}",
                 header.alg,
                 header
@@ -286,7 +285,7 @@ impl Authenticator {
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
                 Ok(data) => {
                     let staff = StaffId::parse(&data.claims.sub)
-                        .map_err(|_| refuse("its subject is not a staff id"))?;
+                        .map_err(|_| refused("its subject is not a staff id"))?;
                     return Ok(Verified {
                         staff,
                         exp: data.claims.exp,
@@ -308,7 +307,7 @@ impl Authenticator {
             Some(ErrorKind::InvalidAlgorithm) => "its algorithm does not match the key".to_owned(),
             _ => "it can't be read".to_owned(),
         };
-        Err(refuse(&why))
+        Err(refused(&why))
     }
 
     /// Mints an HS256 token for `staff`, valid from `now` for `ttl`.

@@ -288,19 +288,11 @@ fn storage_err<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> Project
 /// once as a failed reopen right after `shutdown` in a test; not
 /// reproduced in 30 further runs.)
 fn open_sled(dir: &Path, cache: u64) -> Result<sled::Db, ProjectionError> {
-    let mut tries = 0;
-    loop {
-        match sled::Config::new().path(dir).cache_capacity(cache).open() {
-            Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e))
-                if tries < 40 && e.to_string().contains("could not acquire lock") =>
-            {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(e) => return Err(storage_err("opening a read model")(e)),
-        }
-    }
+    callvault_store::sled_store::open_when_released(
+        || sled::Config::new().path(dir).cache_capacity(cache).open(),
+        || true,
+    )
+    .map_err(storage_err("opening a read model"))
 }
 
 /// Whether `dir` holds a `DIRTY` note left by another boot than this one

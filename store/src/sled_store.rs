@@ -137,31 +137,40 @@ fn folder_key(dir: &Path) -> PathBuf {
     dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())
 }
 
-/// Opens sled; when its file lock is refused for a folder this process had
-/// open and has closed, waits for the previous holder to let go (up to
-/// 2 s). A lock held by another process (a running `serve`), or by a store
-/// of this process still open, is reported at once.
-fn open_waiting_for_ourselves(dir: &Path, segment_size: usize) -> sled::Result<sled::Db> {
-    let key = folder_key(dir);
-    let closed_here = || opened_here().get(&key) == Some(&0);
+/// Opens a sled database with `open`; when sled refuses its file lock and
+/// `ours` says the holder is this process's own database just dropped
+/// (whose last sled I/O thread keeps the file a moment longer), tries
+/// again every 50 ms for up to 2 s. Any other refusal is returned at once.
+/// Shared by the event log and the read models' builds.
+pub fn open_when_released(
+    mut open: impl FnMut() -> sled::Result<sled::Db>,
+    ours: impl Fn() -> bool,
+) -> sled::Result<sled::Db> {
     let mut tries = 0;
     loop {
-        match sled_config(dir, segment_size).open() {
-            Ok(db) => {
-                opened_here().entry(key).or_insert(0);
-                return Ok(db);
-            }
+        match open() {
             Err(sled::Error::Io(e))
-                if tries < 40
-                    && e.to_string().contains("could not acquire lock")
-                    && closed_here() =>
+                if tries < 40 && e.to_string().contains("could not acquire lock") && ours() =>
             {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            Err(e) => return Err(e),
+            other => return other,
         }
     }
+}
+
+/// Opens the log's sled; a lock refused for a folder this process had open
+/// and has closed is waited for. A lock held by another process (a running
+/// `serve`), or by a store of this process still open, is reported at once.
+fn open_waiting_for_ourselves(dir: &Path, segment_size: usize) -> sled::Result<sled::Db> {
+    let key = folder_key(dir);
+    let db = open_when_released(
+        || sled_config(dir, segment_size).open(),
+        || opened_here().get(&key) == Some(&0),
+    )?;
+    opened_here().entry(key).or_insert(0);
+    Ok(db)
 }
 
 /// Opens sled. sled 0.34 can leave a torn snapshot when killed while

@@ -92,7 +92,10 @@ impl Documents {
         // A dropped document is freed after the lock is let go.
         drop(dropped);
     }
+}
 
+#[cfg(test)]
+impl Documents {
     /// Documents kept now.
     pub fn len(&self) -> usize {
         self.lock().len()
