@@ -905,10 +905,11 @@ enum Next {
 
 /// Takes events from the log after `first` until a batch is full
 /// (`limit`: so many events, or so many bytes of stored payload — the event
-/// that reaches it included), or the log has nothing more right now. Behind the head (catching up or rebuilding) the next page is on
-/// its way: it waits for it rather than folding a small batch — unless
-/// told to stop (the page may never come from an unreachable server);
-/// says whether it was.
+/// that reaches it included), or the log has nothing more right now.
+/// Behind the head (catching up or rebuilding) the next page is on its
+/// way: it waits for it rather than folding a small batch — unless told
+/// to stop (the page may never come from an unreachable server); says
+/// whether it was.
 async fn gather(
     sub: &mut Subscription,
     first: RecordedEvent,
