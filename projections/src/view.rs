@@ -39,9 +39,10 @@ use std::{
     any::Any,
     collections::{BTreeMap, HashMap, HashSet},
     fs::File,
+    num::NonZeroUsize,
     path::{Path, PathBuf},
     sync::{
-        Mutex, PoisonError, RwLock,
+        Arc, Mutex, PoisonError, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering, fence},
     },
 };
@@ -59,6 +60,11 @@ const META: &[u8] = b"\x00meta";
 /// sled's page cache per build unless its model asks for more
 /// ([`crate::Projection::cache_bytes`]); read models are small and numerous.
 pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// Rows a build keeps decoded for readers ([`ViewDb::get_row`]), at most.
+/// A `calls` row takes about 0.7 KB decoded with its key, so ~45 MB at
+/// most for the one model that asks; nothing is set aside before the
+/// first row.
+const REMEMBERED_ROWS: usize = 65_536;
 /// Once a build's redo journal holds this much, sled's files are made
 /// durable and the journal emptied.
 const JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
@@ -93,6 +99,8 @@ pub struct ViewDb {
     /// Held by a commit while it applies its writes, and shared by a
     /// reader that could not read between commits otherwise.
     applying: RwLock<()>,
+    /// Rows readers decoded lately ([`ViewDb::get_row`]).
+    remembered: Remembered,
     /// Emptied at open (written when the machine stopped): it must be
     /// built again before it answers as current.
     emptied: bool,
@@ -411,6 +419,7 @@ impl ViewDb {
             journal: Mutex::new(journal),
             generation: AtomicU64::new(0),
             applying: RwLock::new(()),
+            remembered: Remembered::default(),
             emptied,
             cleanup: Cleanup {
                 dir: dir.to_owned(),
@@ -460,6 +469,36 @@ impl ViewDb {
             .map_err(storage_err("reading a read model"))?
             .map(|b| decode_row(&b))
             .transpose()
+    }
+
+    /// A row by key, decoded — kept decoded after the first read, so the
+    /// rows a page of search results shows cost a clone when read again.
+    ///
+    /// Never stale: a commit forgets the keys it writes just before it
+    /// applies them (its generation odd), and a row read from sled is
+    /// kept only if no commit began or ended while it was read — checked
+    /// under the memory's lock, which the commit's forgetting also takes.
+    /// Rows of one type per key; absent keys are not remembered.
+    pub fn get_row<T>(&self, key: &[u8]) -> Result<Option<T>, ProjectionError>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        if let Some(row) = self.remembered.recall(key) {
+            return Ok(Some(row));
+        }
+        let before = self.generation.load(Ordering::SeqCst);
+        let row: Option<T> = self.get_json(key)?;
+        if let Some(row) = &row
+            && before.is_multiple_of(2)
+        {
+            // sled's reads are atomic loads; none may be ordered after
+            // the second look at the generation.
+            fence(Ordering::Acquire);
+            self.remembered.keep(key, row, || {
+                self.generation.load(Ordering::SeqCst) == before
+            });
+        }
+        Ok(row)
     }
 
     /// Entries under `prefix` in key order (or reverse), starting at or
@@ -795,6 +834,9 @@ impl Tx<'_> {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
             let _odd = Applying::begin(&view.generation);
+            // Before the writes: a reader that found a new value in sled
+            // must not find the old one kept decoded on its next read.
+            view.remembered.forget(ops.iter().map(|(key, _)| key));
             apply_ops(&view.db, &ops)
         };
         if let Err(e) = applied {
@@ -847,6 +889,50 @@ impl Tx<'_> {
         }
         ops.push((CHECKPOINT.to_vec(), tagged(SET, &checkpoint.to_be_bytes())));
         ops
+    }
+}
+
+/// Decoded rows by key, least recently read dropped first; allocated at
+/// the first row kept.
+#[derive(Default)]
+struct Remembered {
+    rows: Mutex<Option<RowsByKey>>,
+}
+
+type RowsByKey = lru::LruCache<Vec<u8>, Arc<dyn Any + Send + Sync>>;
+
+impl Remembered {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<RowsByKey>> {
+        self.rows.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn recall<T: Clone + 'static>(&self, key: &[u8]) -> Option<T> {
+        let row = self.lock().as_mut()?.get(key)?.clone();
+        row.downcast_ref::<T>().cloned()
+    }
+
+    /// Keeps `row` under `key` if `still_current()` says, under the lock,
+    /// that no commit overlapped its read.
+    fn keep<T: Clone + Send + Sync + 'static>(
+        &self,
+        key: &[u8],
+        row: &T,
+        still_current: impl FnOnce() -> bool,
+    ) {
+        let mut rows = self.lock();
+        if still_current() {
+            let capacity = NonZeroUsize::new(REMEMBERED_ROWS).unwrap_or(NonZeroUsize::MIN);
+            rows.get_or_insert_with(|| lru::LruCache::new(capacity))
+                .put(key.to_vec(), Arc::new(row.clone()));
+        }
+    }
+
+    fn forget<'k>(&self, keys: impl Iterator<Item = &'k Vec<u8>>) {
+        if let Some(rows) = self.lock().as_mut() {
+            for key in keys {
+                rows.pop(key.as_slice());
+            }
+        }
     }
 }
 

@@ -301,7 +301,7 @@ fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), ProjectionError
 
 /// A row by call id.
 pub fn get(view: &ViewDb, id: CallId) -> Result<Option<CallRow>, ProjectionError> {
-    view.get_json(&row_key(&id.to_string()))
+    view.get_row(&row_key(&id.to_string()))
 }
 
 /// Searches calls, newest first.
@@ -363,7 +363,7 @@ pub fn search(
             continue; // the cursor row itself was on the previous page
         }
         scanned += 1;
-        let Some(row) = view.get_json::<CallRow>(&row_key(&id))? else {
+        let Some(row) = view.get_row::<CallRow>(&row_key(&id))? else {
             continue;
         };
         if time_key(row.started_at)[..] != rest[..8] {
