@@ -85,8 +85,7 @@ impl Journal {
         let mut encoded = encode(event);
         if let Some(contact) = event.key_owner() {
             let owner = KeyOwner::Contact(contact);
-            let needs_key = encoded.payload.to_string().contains("\"$pd\"");
-            if needs_key {
+            if seal::has_clear(&encoded.payload) {
                 let key = match self.vault.key(owner)? {
                     KeyLookup::Live(k) => k,
                     KeyLookup::Gone => return Err(EncodeError::NoKey { owner }),

@@ -175,6 +175,16 @@ pub fn count_sealed(value: &Value) -> usize {
     }
 }
 
+/// Whether a payload holds a personal-data field still in the clear
+/// (`{"$pd": …}`): one that [`seal`] would seal.
+pub fn has_clear(value: &Value) -> bool {
+    match value {
+        Value::Object(m) => m.contains_key(CLEAR_KEY) || m.values().any(has_clear),
+        Value::Array(a) => a.iter().any(has_clear),
+        _ => false,
+    }
+}
+
 /// Calls `f` on every JSON object, depth first; when `f` replaces an
 /// object (returns true) its new contents are not walked.
 fn walk(

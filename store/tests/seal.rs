@@ -2,7 +2,7 @@
 
 use callvault_domain::{CallId, ContactRef, Event, samples};
 use callvault_store::{
-    seal::{SealError, count_sealed, seal, unseal},
+    seal::{SealError, count_sealed, has_clear, seal, unseal},
     vault::{Bucket, KeyOwner, KeyVault},
 };
 use serde_json::json;
@@ -20,6 +20,9 @@ fn every_personal_field_is_sealed_and_opens_again() {
         let clear = serde_json::to_value(&event).unwrap();
         let mut v = clear.clone();
         let n = seal(&mut v, &key, owner(1)).unwrap();
+        // `has_clear` decides whether an event needs its contact's key.
+        assert_eq!(has_clear(&clear), n > 0, "{}", event.event_type());
+        assert!(!has_clear(&v), "{}", event.event_type());
         let text = v.to_string();
         assert!(
             !text.contains("\"$pd\""),
