@@ -61,9 +61,10 @@ const META: &[u8] = b"\x00meta";
 /// ([`crate::Projection::cache_bytes`]); read models are small and numerous.
 pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// Rows a build keeps decoded for readers ([`ViewDb::get_row`]), at most.
-/// A `calls` row takes about 0.7 KB decoded with its key, so ~45 MB at
-/// most for the one model that asks; nothing is set aside before the
-/// first row.
+/// A typical `calls` row (a recording, no holds) takes about 0.7 KB
+/// decoded with its key, so ~45 MB for the one model that asks — more if
+/// its rows carry many recordings or holds; nothing is set aside before
+/// the first row.
 const REMEMBERED_ROWS: usize = 65_536;
 /// Once a build's redo journal holds this much, sled's files are made
 /// durable and the journal emptied.
@@ -483,6 +484,20 @@ impl ViewDb {
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
+        self.get_row_if(key, |_| true)
+    }
+
+    /// As [`ViewDb::get_row`], but a row read from storage is kept only
+    /// if `worth_keeping` says so: a search keeps the rows it shows, not
+    /// every row its filters pass over.
+    pub fn get_row_if<T>(
+        &self,
+        key: &[u8],
+        worth_keeping: impl FnOnce(&T) -> bool,
+    ) -> Result<Option<T>, ProjectionError>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
         if let Some(row) = self.remembered.recall(key) {
             return Ok(Some(row));
         }
@@ -490,6 +505,7 @@ impl ViewDb {
         let row: Option<T> = self.get_json(key)?;
         if let Some(row) = &row
             && before.is_multiple_of(2)
+            && worth_keeping(row)
         {
             // sled's reads are atomic loads; none may be ordered after
             // the second look at the generation.
@@ -928,7 +944,7 @@ impl Remembered {
     }
 
     fn forget<'k>(&self, keys: impl Iterator<Item = &'k Vec<u8>>) {
-        if let Some(rows) = self.lock().as_mut() {
+        if let Some(rows) = self.lock().as_mut().filter(|rows| !rows.is_empty()) {
             for key in keys {
                 rows.pop(key.as_slice());
             }

@@ -266,6 +266,34 @@ pub struct CallFilter {
     pub exclude_restricted: bool,
 }
 
+impl CallFilter {
+    /// Whether `row` passes every filter.
+    fn matches(&self, row: &CallRow) -> bool {
+        self.direction.is_none_or(|d| d == row.direction)
+            && self
+                .caller
+                .as_ref()
+                .is_none_or(|c| row.caller.as_deref() == Some(c.as_e164()))
+            && self
+                .service_number
+                .as_ref()
+                .is_none_or(|s| row.service_number == s.as_e164())
+            && self.agent.as_ref().is_none_or(|a| row.agent == a.as_str())
+            && self
+                .agents_in
+                .as_ref()
+                .is_none_or(|team| team.contains(&row.agent))
+            && self
+                .min_duration_seconds
+                .is_none_or(|m| row.duration_seconds().is_some_and(|d| d >= m))
+            && self
+                .max_duration_seconds
+                .is_none_or(|m| row.duration_seconds().is_some_and(|d| d <= m))
+            && self.status.is_none_or(|s| row.status().contains(&s))
+            && !(self.exclude_restricted && row.restricted)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CallPage {
     pub items: Vec<CallRow>,
@@ -363,41 +391,20 @@ pub fn search(
             continue; // the cursor row itself was on the previous page
         }
         scanned += 1;
-        let Some(row) = view.get_row::<CallRow>(&row_key(&id))? else {
+        let listed_here = |row: &CallRow| time_key(row.started_at)[..] == rest[..8];
+        let Some(row) = view
+            .get_row_if::<CallRow>(&row_key(&id), |row| listed_here(row) && filter.matches(row))?
+        else {
             continue;
         };
-        if time_key(row.started_at)[..] != rest[..8] {
+        if !listed_here(&row) {
             // An entry under a start time the call no longer has: a
             // correction being written (its entry under the new time is
             // where the call is listed), so the call is never listed twice
             // nor a cursor taken from a place it is not.
             continue;
         }
-        let keep = filter.direction.is_none_or(|d| d == row.direction)
-            && filter
-                .caller
-                .as_ref()
-                .is_none_or(|c| row.caller.as_deref() == Some(c.as_e164()))
-            && filter
-                .service_number
-                .as_ref()
-                .is_none_or(|s| row.service_number == s.as_e164())
-            && filter
-                .agent
-                .as_ref()
-                .is_none_or(|a| row.agent == a.as_str())
-            && filter
-                .agents_in
-                .as_ref()
-                .is_none_or(|team| team.contains(&row.agent))
-            && filter
-                .min_duration_seconds
-                .is_none_or(|m| row.duration_seconds().is_some_and(|d| d >= m))
-            && filter
-                .max_duration_seconds
-                .is_none_or(|m| row.duration_seconds().is_some_and(|d| d <= m))
-            && filter.status.is_none_or(|s| row.status().contains(&s))
-            && !(filter.exclude_restricted && row.restricted);
+        let keep = filter.matches(&row);
         let cursor_here = cursor_of(&row);
         if keep {
             items.push(row);

@@ -414,41 +414,76 @@ fn commit_count(view: &ViewDb, count: u32, at: u64) {
     tx.commit(Position::sequence(at)).unwrap();
 }
 
+fn kept(view: &ViewDb) -> Option<u32> {
+    view.remembered.recall::<Tagged>(b"r1").map(|r| r.count)
+}
+
 #[test]
 fn a_row_kept_decoded_for_readers_follows_every_commit() {
     let (_dir, view) = open();
     assert_eq!(view.get_row::<Tagged>(b"r1").unwrap(), None);
     commit_count(&view, 1, 1);
-    // Absent keys are not remembered: the new row is found.
+    // Absent keys are not remembered: the new row is found, and kept.
     assert_eq!(view.get_row::<Tagged>(b"r1").unwrap().unwrap().count, 1);
-    // Kept now, and forgotten by the next commit that writes the key.
+    assert_eq!(kept(&view), Some(1));
     assert_eq!(view.get_row::<Tagged>(b"r1").unwrap().unwrap().count, 1);
+    // A commit that writes the key forgets it.
     commit_count(&view, 2, 2);
+    assert_eq!(kept(&view), None);
     assert_eq!(view.get_row::<Tagged>(b"r1").unwrap().unwrap().count, 2);
-    // A raw write over the key is a commit's write too.
+    assert_eq!(kept(&view), Some(2));
+    // A raw write over the key is a commit's write too; so is a removal.
     let mut tx = view.tx();
     tx.put(b"r1".to_vec(), br#"{"tag":null,"count":7}"#.to_vec());
     tx.commit(Position::sequence(3)).unwrap();
+    assert_eq!(kept(&view), None);
     assert_eq!(view.get_row::<Tagged>(b"r1").unwrap().unwrap().count, 7);
     let mut tx = view.tx();
     tx.delete(b"r1".to_vec());
     tx.commit(Position::sequence(4)).unwrap();
+    assert_eq!(kept(&view), None);
     assert_eq!(view.get_row::<Tagged>(b"r1").unwrap(), None);
+    // A commit of other keys leaves a kept row alone.
+    commit_count(&view, 8, 5);
+    assert_eq!(view.get_row::<Tagged>(b"r1").unwrap().unwrap().count, 8);
+    let mut tx = view.tx();
+    tx.put(b"other".to_vec(), b"1".to_vec());
+    tx.commit(Position::sequence(6)).unwrap();
+    assert_eq!(kept(&view), Some(8));
 }
 
 #[test]
-fn a_row_read_while_a_commit_ran_is_not_kept() {
-    let remembered = super::Remembered::default();
+fn a_row_read_while_a_commit_runs_or_not_worth_keeping_is_not_kept() {
+    let (_dir, view) = open();
+    commit_count(&view, 1, 1);
+    {
+        let _odd = super::Applying::begin(&view.generation);
+        assert_eq!(view.get_row::<Tagged>(b"r1").unwrap().unwrap().count, 1);
+    }
+    assert_eq!(kept(&view), None);
+    assert_eq!(
+        view.get_row_if::<Tagged>(b"r1", |r| r.count > 1)
+            .unwrap()
+            .unwrap()
+            .count,
+        1
+    );
+    assert_eq!(kept(&view), None);
+    // A commit that began and ended between the read and the keeping.
     let row = Tagged {
         tag: None,
         count: 1,
     };
-    remembered.keep(b"r1", &row, || false);
-    assert_eq!(remembered.recall::<Tagged>(b"r1"), None);
-    remembered.keep(b"r1", &row, || true);
-    assert_eq!(remembered.recall::<Tagged>(b"r1"), Some(row));
-    // A row of another type under the key is not taken for this one.
-    assert_eq!(remembered.recall::<u32>(b"r1"), None);
+    let before = view.generation.load(std::sync::atomic::Ordering::SeqCst);
+    drop(super::Applying::begin(&view.generation));
+    view.remembered.keep(b"r1", &row, || {
+        view.generation.load(std::sync::atomic::Ordering::SeqCst) == before
+    });
+    assert_eq!(kept(&view), None);
+    // Kept at last, and never taken for a row of another type.
+    assert_eq!(view.get_row::<Tagged>(b"r1").unwrap(), Some(row));
+    assert_eq!(kept(&view), Some(1));
+    assert_eq!(view.remembered.recall::<u32>(b"r1"), None);
 }
 
 /// Readers race a stream of commits to one row: none ever sees the row
@@ -457,13 +492,15 @@ fn a_row_read_while_a_commit_ran_is_not_kept() {
 /// would be found instead.
 #[test]
 fn rows_kept_decoded_never_go_stale_under_concurrent_commits() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     const COMMITS: u32 = 3_000;
+    const READERS: usize = 2;
     let (_dir, view) = open();
     commit_count(&view, 0, 1);
     let done = AtomicBool::new(false);
+    let reading = AtomicUsize::new(0);
     let reads: Vec<u64> = std::thread::scope(|s| {
-        let readers: Vec<_> = (0..2)
+        let readers: Vec<_> = (0..READERS)
             .map(|_| {
                 s.spawn(|| {
                     let (mut reads, mut last) = (0u64, 0u32);
@@ -472,11 +509,18 @@ fn rows_kept_decoded_never_go_stale_under_concurrent_commits() {
                         assert!(count >= last, "read {count} after {last}");
                         last = count;
                         reads += 1;
+                        if reads == 1 {
+                            reading.fetch_add(1, Ordering::SeqCst);
+                        }
                     }
                     reads
                 })
             })
             .collect();
+        // The commits start once every reader is reading.
+        while reading.load(Ordering::SeqCst) < READERS {
+            std::thread::yield_now();
+        }
         for n in 1..=COMMITS {
             commit_count(&view, n, u64::from(n) + 1);
         }
