@@ -11,8 +11,10 @@
 //! Run: `cargo bench -p callvault --bench projections`
 //! (`CALLVAULT_BENCH_CALLS`, default 20000; `CALLVAULT_BENCH_DATA` to keep
 //! and reuse the seeded data folder; `CALLVAULT_BENCH_SECONDS` per query
-//! kind, default 10; `CALLVAULT_BENCH_ONLY=callStats` runs the query
-//! kinds whose name contains it.)
+//! kind, default 10, each after an untimed warm-up of
+//! `CALLVAULT_BENCH_WARMUP` seconds with wrk, default 2;
+//! `CALLVAULT_BENCH_ONLY=callStats` runs the query kinds whose name
+//! contains it.)
 
 use std::{
     path::{Path, PathBuf},
@@ -489,6 +491,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     ];
     let only = std::env::var("CALLVAULT_BENCH_ONLY").unwrap_or_default();
+    let warmup = env_u64("CALLVAULT_BENCH_WARMUP", 2);
     let wrk = std::process::Command::new("wrk")
         .arg("--version")
         .output()
@@ -511,6 +514,14 @@ async fn main() -> anyhow::Result<()> {
             continue;
         }
         if wrk {
+            // Untimed first: the first seconds after a start fill caches
+            // (sled's pages, parsed queries, verified tokens, kept rows).
+            if warmup > 0 {
+                let (.., failures) = wrk_run(&url, &analyst, &data, &make, warmup)?;
+                if failures > 0 {
+                    anyhow::bail!("{failures} `{name}` answers were errors or empty (warm-up)");
+                }
+            }
             let (count, rate, p50, p99, failures) = wrk_run(&url, &analyst, &data, &make, seconds)?;
             if failures > 0 {
                 anyhow::bail!("{failures} `{name}` answers were errors or empty");
