@@ -582,6 +582,22 @@ impl ViewDb {
         read(self)
     }
 
+    /// [`ViewDb::consistent`]'s first, optimistic attempt alone: `read`'s
+    /// answer if no commit was under way, began or ended while it ran;
+    /// `None` otherwise. Never waits (for a caller that must not block).
+    pub fn try_consistent<T, E>(
+        &self,
+        read: impl FnOnce(&Self) -> Result<T, E>,
+    ) -> Option<Result<T, E>> {
+        let before = self.generation.load(Ordering::SeqCst);
+        if !before.is_multiple_of(2) {
+            return None;
+        }
+        let out = read(self);
+        fence(Ordering::Acquire);
+        (self.generation.load(Ordering::SeqCst) == before).then_some(out)
+    }
+
     /// Starts a transaction.
     pub fn tx(&self) -> Tx<'_> {
         Tx {

@@ -220,6 +220,44 @@ fn a_purge_reaches_rows_that_searches_showed_before_it() {
     assert_eq!(row.agent_name, None);
 }
 
+/// A search with a budget of index entries stops there and says so; the
+/// rest is found from its cursor, and a page it filled is not cut short.
+#[test]
+fn a_search_within_a_budget_says_when_it_stopped_short() {
+    let (_d, view) = fold(&calls::Calls, &call_log());
+    // Newest first on the time index: 4 (out), 3 (in), 2 (out), 1 (in).
+    let inbound = calls::CallFilter {
+        direction: Some(Direction::Inbound),
+        ..Default::default()
+    };
+    let one = calls::search_within(&view, &inbound, None, 10, 1).unwrap();
+    assert!(one.cut_short);
+    assert_eq!(ids(&one), Vec::<String>::new());
+    let two = calls::search_within(&view, &inbound, None, 10, 2).unwrap();
+    assert!(two.cut_short);
+    assert_eq!(ids(&two), vec![id(3).to_string()]);
+    let rest = calls::search(&view, &inbound, two.next_cursor.as_deref(), 10).unwrap();
+    assert_eq!(ids(&rest), vec![id(1).to_string()]);
+    // Stopped at its budget on the last entry, it can't know that it was
+    // the last: cut short, and the rest from its cursor is empty.
+    let four = calls::search_within(&view, &inbound, None, 10, 4).unwrap();
+    assert!(four.cut_short);
+    let after_four = calls::search(&view, &inbound, four.next_cursor.as_deref(), 10).unwrap();
+    assert_eq!(ids(&after_four), Vec::<String>::new());
+    let whole = calls::search_within(&view, &inbound, None, 10, 5).unwrap();
+    assert!(!whole.cut_short);
+    assert_eq!(whole.next_cursor, None);
+    assert_eq!(
+        ids(&whole),
+        ids(&calls::search(&view, &inbound, None, 10).unwrap())
+    );
+    // Full at the budget's last entry: a whole page, not a cut one.
+    let full = calls::search_within(&view, &inbound, None, 1, 2).unwrap();
+    assert!(!full.cut_short);
+    assert_eq!(ids(&full), vec![id(3).to_string()]);
+    assert!(full.next_cursor.is_some());
+}
+
 #[test]
 fn searches_refuse_foreign_cursors_and_upside_down_ranges_and_end_before_to() {
     use callvault_projections::ProjectionError;

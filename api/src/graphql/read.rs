@@ -102,6 +102,10 @@ pub(crate) fn page_size(first: Option<i32>) -> Result<usize, AppError> {
 /// Runs a query of one read model off the async threads, on the build as
 /// it is between commits (never on a commit half applied; see
 /// `ViewDb::consistent`). `read` may run more than once.
+/// Index entries a search may read on the async thread before it moves
+/// to a blocking thread.
+const QUICK_SEARCH: usize = 64;
+
 async fn consistent<T: Send + 'static>(
     view: Arc<ViewDb>,
     mut read: impl FnMut(&ViewDb) -> Result<T, callvault_projections::ProjectionError> + Send + 'static,
@@ -525,10 +529,22 @@ impl ReadQuery {
             // must not let an old build's rows through unchecked.
             let stale_before = stale(ctx, calls::NAME);
             let view = view(ctx, calls::NAME).await?;
-            let page = consistent(view, move |v| {
-                calls::search(v, &filter, after.as_deref(), limit)
-            })
-            .await?;
+            // A search that finds its page within a few index entries
+            // runs here; a longer one, or one that met a commit, on a
+            // blocking thread.
+            let quick = view.try_consistent(|v| {
+                calls::search_within(v, &filter, after.as_deref(), limit, QUICK_SEARCH)
+            });
+            let page = match quick {
+                Some(Ok(page)) if !page.cut_short => page,
+                Some(Err(e)) => return Err(projection_error(e)),
+                _ => {
+                    consistent(view, move |v| {
+                        calls::search(v, &filter, after.as_deref(), limit)
+                    })
+                    .await?
+                }
+            };
             let items: Vec<CallView> = if stale_before || stale(ctx, calls::NAME) {
                 // An older build that no longer follows the log may not
                 // know of restrictions, rectifications or purges since

@@ -301,6 +301,9 @@ pub struct CallPage {
     pub next_cursor: Option<String>,
     /// How many index entries were read (to show a search's cost).
     pub scanned: usize,
+    /// The page ended at the scan limit before it was full: more calls
+    /// may match after `next_cursor`.
+    pub cut_short: bool,
 }
 
 /// Most index entries one page may read before returning what it has.
@@ -339,6 +342,21 @@ pub fn search(
     after: Option<&str>,
     limit: usize,
 ) -> Result<CallPage, ProjectionError> {
+    search_within(view, filter, after, limit, MAX_SCAN)
+}
+
+/// As [`search`], reading at most `budget` index entries (at most
+/// [`MAX_SCAN`]): a page it cut short says so ([`CallPage::cut_short`]),
+/// so a caller can try a cheap search where it must not wait and run
+/// [`search`] elsewhere when that was not enough.
+pub fn search_within(
+    view: &ViewDb,
+    filter: &CallFilter,
+    after: Option<&str>,
+    limit: usize,
+    budget: usize,
+) -> Result<CallPage, ProjectionError> {
+    let budget = budget.min(MAX_SCAN);
     let (prefix, value): (&[u8], Option<String>) = if let Some(c) = &filter.caller {
         (b"c", Some(c.to_string()))
     } else if let Some(a) = &filter.agent {
@@ -409,9 +427,10 @@ pub fn search(
         if keep {
             items.push(row);
         }
-        if items.len() == limit || scanned >= MAX_SCAN {
+        if items.len() == limit || scanned >= budget {
             return Ok(CallPage {
                 next_cursor: Some(cursor_here),
+                cut_short: items.len() < limit,
                 items,
                 scanned,
             });
@@ -421,5 +440,6 @@ pub fn search(
         items,
         next_cursor: None,
         scanned,
+        cut_short: false,
     })
 }

@@ -535,3 +535,25 @@ fn rows_kept_decoded_never_go_stale_under_concurrent_commits() {
         );
     }
 }
+
+#[test]
+fn an_optimistic_read_answers_only_between_commits() {
+    let (_dir, view) = open();
+    commit_count(&view, 1, 1);
+    let count = |v: &ViewDb| v.get_row::<Tagged>(b"r1").map(|r| r.unwrap().count);
+    assert_eq!(view.try_consistent(count).unwrap().unwrap(), 1);
+    {
+        let _odd = super::Applying::begin(&view.generation);
+        assert!(
+            view.try_consistent(count).is_none(),
+            "a commit is under way"
+        );
+    }
+    let overtaken = view.try_consistent(|v| {
+        let before = count(v);
+        commit_count(v, 2, 2);
+        before
+    });
+    assert!(overtaken.is_none(), "a commit ran during the read");
+    assert_eq!(view.try_consistent(count).unwrap().unwrap(), 2);
+}
