@@ -99,13 +99,13 @@ pub(crate) fn page_size(first: Option<i32>) -> Result<usize, AppError> {
     }
 }
 
-/// Runs a query of one read model off the async threads, on the build as
-/// it is between commits (never on a commit half applied; see
-/// `ViewDb::consistent`). `read` may run more than once.
 /// Index entries a search may read on the async thread before it moves
 /// to a blocking thread.
 const QUICK_SEARCH: usize = 64;
 
+/// Runs a query of one read model off the async threads, on the build as
+/// it is between commits (never on a commit half applied; see
+/// `ViewDb::consistent`). `read` may run more than once.
 async fn consistent<T: Send + 'static>(
     view: Arc<ViewDb>,
     mut read: impl FnMut(&ViewDb) -> Result<T, callvault_projections::ProjectionError> + Send + 'static,
