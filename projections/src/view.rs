@@ -566,15 +566,7 @@ impl ViewDb {
     /// wait for it to be applied. `read` may run more than once.
     pub fn consistent<T, E>(&self, mut read: impl FnMut(&Self) -> Result<T, E>) -> Result<T, E> {
         for _ in 0..2 {
-            let before = self.generation.load(Ordering::SeqCst);
-            if before % 2 == 1 {
-                break;
-            }
-            let out = read(self);
-            // sled's reads are atomic loads; none may be ordered after
-            // the second look at the generation.
-            fence(Ordering::Acquire);
-            if self.generation.load(Ordering::SeqCst) == before {
+            if let Some(out) = self.try_consistent(&mut read) {
                 return out;
             }
         }
@@ -594,6 +586,8 @@ impl ViewDb {
             return None;
         }
         let out = read(self);
+        // sled's reads are atomic loads; none may be ordered after the
+        // second look at the generation.
         fence(Ordering::Acquire);
         (self.generation.load(Ordering::SeqCst) == before).then_some(out)
     }
